@@ -1,0 +1,181 @@
+//! Every failure a handler can answer with, and the one place that maps each
+//! to an HTTP status and an `application/problem+json` body (RFC 9457).
+
+use bytes::Bytes;
+use flowchat_domain::ValidationError;
+use flowchat_store::{RateDecision, StoreError};
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Validation(ValidationError),
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("send the body as application/json (Content-Type was {0})")]
+    UnsupportedMediaType(String),
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{method} is not allowed here; use {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("too many requests; try again in {} s", retry_after_secs(decision))]
+    RateLimited {
+        decision: RateDecision,
+        /// Seconds until the current window resets, for `RateLimit-Reset`.
+        reset_secs: i64,
+    },
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    UpstreamFailed(String),
+    #[error("the service is temporarily unavailable; try again shortly")]
+    Unavailable,
+    /// Details are logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::Validation(e)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "store unavailable");
+                ApiError::Unavailable
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+fn retry_after_secs(d: &RateDecision) -> i64 {
+    ((d.retry_after_ms + 999) / 1000).max(1)
+}
+
+/// How many seconds a client should wait after a 503.
+const UNAVAILABLE_RETRY_AFTER_SECS: u32 = 5;
+
+impl ApiError {
+    pub(crate) fn rate_limited(decision: RateDecision, now: flowchat_domain::Timestamp) -> Self {
+        let reset_secs = ((decision.reset_at.millis_since(now)).max(0) + 999) / 1000;
+        ApiError::RateLimited {
+            decision,
+            reset_secs,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) | ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem type's short name; the full `type` is
+    /// `urn:flowchat:problem:<slug>` (listed in docs/api.md).
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::Validation(_) => "validation",
+            ApiError::MalformedJson(_) => "malformed-json",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::PayloadTooLarge { .. } => "payload-too-large",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::MethodNotAllowed { .. } => "method-not-allowed",
+            ApiError::RateLimited { .. } => "rate-limited",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::UpstreamFailed(_) => "job-failed",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            ApiError::Validation(_) => "Invalid request field",
+            ApiError::MalformedJson(_) => "Malformed JSON body",
+            ApiError::UnsupportedMediaType(_) => "Unsupported media type",
+            ApiError::PayloadTooLarge { .. } => "Request body too large",
+            ApiError::Unauthorized(_) => "Authentication required",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::NotFound(_) => "Not found",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
+            ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::Timeout(_) => "Timed out",
+            ApiError::UpstreamFailed(_) => "The job failed",
+            ApiError::Unavailable => "Service unavailable",
+            ApiError::Internal(_) => "Internal error",
+        }
+    }
+}
+
+pub(crate) fn problem_response(error: &ApiError, request_id: &str) -> Response<Bytes> {
+    let status = error.status();
+    let mut body = json!({
+        "type": format!("urn:flowchat:problem:{}", error.slug()),
+        "title": error.title(),
+        "status": status.as_u16(),
+        "detail": error.to_string(),
+        "request_id": request_id,
+    });
+    if let ApiError::Validation(v) = error {
+        body["field"] = json!(v.field);
+        body["rule"] = json!(v.rule);
+    }
+    let mut response = Response::new(Bytes::from(body.to_string()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    match error {
+        ApiError::RateLimited {
+            decision,
+            reset_secs,
+        } => {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(decision)),
+            );
+            crate::response::insert_rate_limit_headers(headers, decision, *reset_secs);
+        }
+        ApiError::Unavailable => {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+            );
+        }
+        ApiError::Unauthorized(_) => {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        ApiError::MethodNotAllowed { allow, .. } => {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        _ => {}
+    }
+    response
+}

@@ -1,0 +1,115 @@
+//! Reading the parts of a request handlers need, turning every malformed
+//! piece into an [`ApiError`] that names the field and the rule.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, header};
+use serde::de::DeserializeOwned;
+
+use crate::MAX_REQUEST_BYTES;
+use crate::context::{AppContext, ClientIp};
+use crate::error::ApiError;
+
+/// Uses the caller's `x-request-id` when it is short and plain, so traces can
+/// be joined across a proxy; otherwise makes one.
+pub(crate) fn request_id(ctx: &AppContext, headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| hex(&ctx.platform.random_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn client_ip(req: &Request<Bytes>) -> String {
+    req.extensions()
+        .get::<ClientIp>()
+        .map(|ip| ip.0.clone())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Parses a JSON body into `T`, reporting the offending field by its path.
+pub(crate) fn json_body<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence != "application/json" {
+        let shown = if content_type.is_empty() {
+            "missing".to_owned()
+        } else {
+            format!("`{content_type}`")
+        };
+        return Err(ApiError::UnsupportedMediaType(shown));
+    }
+    let body = req.body();
+    if body.len() > MAX_REQUEST_BYTES {
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_REQUEST_BYTES,
+        });
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_data() && path != "." {
+            ApiError::Validation(flowchat_domain::ValidationError::new(
+                path,
+                "type",
+                inner.to_string(),
+            ))
+        } else if inner.is_data() {
+            // A missing field or a body of the wrong shape: serde names the field.
+            let msg = inner.to_string();
+            let field = msg
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or("body")
+                .to_owned();
+            let rule = if msg.starts_with("missing field") {
+                "required"
+            } else {
+                "type"
+            };
+            ApiError::Validation(flowchat_domain::ValidationError::new(field, rule, msg))
+        } else {
+            ApiError::MalformedJson(inner.to_string())
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    Ok(value)
+}
+
+/// The bearer credential, if the request sent one.
+pub(crate) fn bearer(req: &Request<Bytes>) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
+        .filter(|c| !c.is_empty())
+}
+
+/// The value of query parameter `name`, if present.
+pub(crate) fn query_param(req: &Request<Bytes>, name: &str) -> Option<String> {
+    let query = req.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}

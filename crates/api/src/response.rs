@@ -1,0 +1,33 @@
+use bytes::Bytes;
+use flowchat_store::RateDecision;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Bytes> {
+    // Serialising our own plain structs cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Bytes::from(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub(crate) fn no_content() -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds).
+pub(crate) fn insert_rate_limit_headers(
+    headers: &mut HeaderMap,
+    d: &RateDecision,
+    reset_secs: i64,
+) {
+    headers.insert("ratelimit-limit", HeaderValue::from(d.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(reset_secs.max(0)));
+}

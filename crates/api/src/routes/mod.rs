@@ -1,0 +1,5 @@
+pub(crate) mod chat;
+pub(crate) mod conversations;
+pub(crate) mod documents;
+pub(crate) mod health;
+pub(crate) mod session;

@@ -1,0 +1,185 @@
+//! The local emulator: the whole API, the web app's static files and an
+//! in-process drain in one process, with nothing to install or sign up for.
+//! Tests start it on a random port through [`start`].
+
+mod builtin_page;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use flowchat_api::{AppContext, ClientIp, MAX_REQUEST_BYTES};
+use flowchat_domain::JobId;
+use flowchat_domain::config::Config;
+use flowchat_domain::model::JobPayload;
+use flowchat_drain::{Drain, DrainOptions};
+use flowchat_knowledge::{ChunkSettings, KnowledgeIndex, SqliteIndex};
+use flowchat_store::NewJob;
+use http::{Method, header};
+use tokio::sync::watch;
+use tower_http::services::{ServeDir, ServeFile};
+
+/// How the dev server was asked to run, beyond the environment.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// The built web app (`web/dist`); `None` serves the built-in page.
+    pub web_dir: Option<PathBuf>,
+    /// Drain jobs processed at once.
+    pub drain_concurrency: u32,
+}
+
+struct AppState {
+    api: AppContext,
+    wake_drain: Arc<tokio::sync::Notify>,
+}
+
+/// A started dev server. Dropping it does not stop it; call [`RunningServer::stop`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    drain: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests, lets in-flight ones and the drain finish.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        let _ = self.drain.await;
+    }
+}
+
+/// Opens the store and the index, indexes the shared documents folder, then
+/// serves. Returns once the server is accepting connections.
+pub async fn start(config: Config, options: ServerOptions) -> anyhow::Result<RunningServer> {
+    let documents_path = PathBuf::from(&config.documents_path);
+    std::fs::create_dir_all(&documents_path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the documents folder {}: {e}",
+            documents_path.display()
+        )
+    })?;
+    let knowledge_path = flowchat_native::knowledge_path(&config);
+    let drain_settings = config.drain;
+    let top_k = config.retrieval_top_k as usize;
+
+    let api = flowchat_native::boot_api(config)?;
+    let index: Arc<dyn KnowledgeIndex> = Arc::new(SqliteIndex::open(&knowledge_path)?);
+    let drain = Drain::new(
+        api.store.clone(),
+        index,
+        DrainOptions {
+            worker_id: format!("devserver-{}", std::process::id()),
+            settings: drain_settings,
+            documents_path: documents_path.clone(),
+            chunking: ChunkSettings::default(),
+            top_k,
+            concurrency: options.drain_concurrency.max(1),
+        },
+    );
+
+    // Index the shared folder before serving, so the first question can be
+    // answered from it.
+    tracing::info!(folder = %documents_path.display(), "indexing the shared documents folder");
+    api.store
+        .enqueue(NewJob {
+            id: JobId::from_random(flowchat_native::random_bytes()),
+            owner: None,
+            payload: JobPayload::IngestSharedFolder,
+            now: flowchat_native::now(),
+        })
+        .await?;
+    drain.run_until_idle(Duration::from_secs(600)).await?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let wake_drain = drain.waker();
+    let drain_task = tokio::spawn(drain.run(shutdown_rx.clone()));
+
+    let state = Arc::new(AppState { api, wake_drain });
+    let app = router(state, options.web_dir.as_deref());
+    let listener = tokio::net::TcpListener::bind((options.host.as_str(), options.port)).await?;
+    let addr = listener.local_addr()?;
+    let mut server_shutdown = shutdown_rx;
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the dev server stopped with an error");
+        }
+    });
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        server,
+        drain: drain_task,
+    })
+}
+
+fn router(state: Arc<AppState>, web_dir: Option<&std::path::Path>) -> Router {
+    let api = Router::new()
+        .route("/api", any(api_handler))
+        .route("/api/{*rest}", any(api_handler))
+        .with_state(state);
+    match web_dir {
+        Some(dir) => {
+            // A single-page app: unknown paths get index.html.
+            let index = dir.join("index.html");
+            api.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+        }
+        None => api
+            .route("/", get(builtin_page::page))
+            .fallback(|| async { (http::StatusCode::NOT_FOUND, "not found") }),
+    }
+}
+
+/// Converts axum's request to the portable one (body capped before it is
+/// read in full, client address from the socket) and back.
+async fn api_handler(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: http::Request<Body>,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let declared_too_large = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|len| len > MAX_REQUEST_BYTES);
+    if declared_too_large {
+        return flowchat_api::payload_too_large(&state.api, &parts.headers)
+            .map(Body::from)
+            .into_response();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
+        return flowchat_api::payload_too_large(&state.api, &parts.headers)
+            .map(Body::from)
+            .into_response();
+    };
+    parts.extensions.insert(ClientIp(peer.ip().to_string()));
+    let is_write = parts.method == Method::POST;
+    let response = flowchat_api::handle(&state.api, http::Request::from_parts(parts, bytes)).await;
+    if is_write && response.status().is_success() {
+        state.wake_drain.notify_one();
+    }
+    response.map(Body::from).into_response()
+}

@@ -1,0 +1,224 @@
+//! Spawns a real dev server (store, index, drain, HTTP) on a random port in
+//! a temporary data directory, and speaks to it over HTTP like a client.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flowchat_devserver::{RunningServer, ServerOptions, start};
+use flowchat_domain::config::Config;
+use serde_json::{Value, json};
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+pub const ADMIN: &str = "admin-token-for-tests-0123456789";
+
+pub struct TestApp {
+    pub server: Option<RunningServer>,
+    pub url: String,
+    pub docs: PathBuf,
+    pub client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Builder {
+    vars: HashMap<String, String>,
+    documents: Vec<(String, String)>,
+}
+
+impl Builder {
+    pub fn var(mut self, k: &str, v: &str) -> Self {
+        self.vars.insert(k.to_owned(), v.to_owned());
+        self
+    }
+
+    pub fn document(mut self, name: &str, text: &str) -> Self {
+        self.documents.push((name.to_owned(), text.to_owned()));
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let docs = dir.path().join("documents");
+        std::fs::create_dir_all(&docs).unwrap();
+        for (name, text) in &self.documents {
+            write_doc(&docs, name, text);
+        }
+        let mut vars = self.vars;
+        vars.entry("FLOWCHAT_DATA_DIR".into())
+            .or_insert(data.display().to_string());
+        vars.entry("DOCUMENTS_PATH".into())
+            .or_insert(docs.display().to_string());
+        vars.entry("SESSION_SECRET".into()).or_insert(SECRET.into());
+        vars.entry("RATE_LIMIT_CHAT_PER_MINUTE".into())
+            .or_insert("1000".into());
+        vars.entry("RATE_LIMIT_IP_PER_MINUTE".into())
+            .or_insert("1000".into());
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        let server = start(
+            config,
+            ServerOptions {
+                host: "127.0.0.1".into(),
+                port: 0,
+                web_dir: None,
+                drain_concurrency: 2,
+            },
+        )
+        .await
+        .expect("dev server starts");
+        TestApp {
+            url: server.url(),
+            server: Some(server),
+            docs,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            _dir: dir,
+        }
+    }
+}
+
+pub fn write_doc(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+pub const POLICY: &str = "# Remote work policy\n\n## Equipment\n\nThe company provides a laptop, a monitor and a headset for home offices. \
+Employees may claim a one-time allowance of 150 euros for a desk chair.\n\n## Working hours\n\n\
+Core hours are 10:00 to 16:00 in the local time zone.\n";
+pub const EXPENSES: &str = "Expense guidelines\n\nMeals during business travel are reimbursed up to 40 euros per day. \
+Keep every receipt and submit expenses within 30 days.\n";
+
+pub fn app() -> Builder {
+    Builder {
+        vars: HashMap::new(),
+        documents: vec![
+            ("policy.md".into(), POLICY.into()),
+            ("expenses.txt".into(), EXPENSES.into()),
+        ],
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request sent");
+        Reply::read(res).await
+    }
+
+    pub async fn raw(&self, req: reqwest::RequestBuilder) -> Reply {
+        Reply::read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.send(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    /// Creates a session and returns (token, session_id).
+    pub async fn session(&self, nickname: &str) -> (String, String) {
+        let r = self
+            .post("/api/session", None, json!({"nickname": nickname}))
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        (
+            r.body["token"].as_str().unwrap().to_owned(),
+            r.body["session_id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Asks and waits for the finished job.
+    pub async fn ask(&self, token: &str, message: &str, conversation: Option<&str>) -> Value {
+        let mut body = json!({"message": message});
+        if let Some(c) = conversation {
+            body["conversation_id"] = json!(c);
+        }
+        let r = self.post("/api/chat", Some(token), body).await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        self.wait_job(token, r.body["job_id"].as_str().unwrap())
+            .await
+    }
+
+    pub async fn wait_job(&self, token: &str, job_id: &str) -> Value {
+        for _ in 0..20 {
+            let r = self
+                .get(&format!("/api/chat/{job_id}?wait=5"), Some(token))
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            let status = r.body["status"].as_str().unwrap();
+            if status == "succeeded" || status == "failed" {
+                return r.body;
+            }
+        }
+        panic!("job {job_id} did not finish");
+    }
+}
+
+impl Reply {
+    async fn read(res: reqwest::Response) -> Reply {
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with this status, and returns its body.
+    pub fn problem(&self, status: u16) -> &Value {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        for field in ["type", "title", "status", "detail", "request_id"] {
+            assert!(
+                !self.body[field].is_null(),
+                "problem lacks {field}: {}",
+                self.body
+            );
+        }
+        assert_eq!(
+            self.body["request_id"].as_str(),
+            self.header("x-request-id")
+        );
+        &self.body
+    }
+}

@@ -1,0 +1,12 @@
+//! The drain: the slow half of FlowChat. It claims jobs from the store,
+//! retrieves passages from the knowledge index, answers, ingests documents,
+//! and records every outcome — retrying with backoff and dead-lettering what
+//! keeps failing. The same code runs in the dev server and the drain binary.
+
+mod backoff;
+mod jobs;
+mod worker;
+
+pub use backoff::retry_delay_ms;
+pub use jobs::JobError;
+pub use worker::{Drain, DrainOptions, PassOutcome};

@@ -1,0 +1,429 @@
+//! Splits a loaded document into chunks sized in model tokens.
+//!
+//! Chunks are what retrieval returns and what a prompt quotes, so they are
+//! measured in the unit prompt budgets use: `cl100k_base` tokens. The splitter
+//! (`text-splitter`) cuts at the largest structural boundary that fits
+//! (Markdown sections, then paragraphs, sentences, words), and consecutive
+//! chunks overlap a little so a fact cut in two still appears whole somewhere.
+//!
+//! Each chunk remembers the Markdown heading path in force where it starts
+//! ("Guide > Install > Linux"): it is shown in citations and indexed, so a
+//! question that names a section finds the section's text.
+
+use std::ops::Range;
+
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
+use tiktoken_rs::CoreBPE;
+
+use crate::error::KnowledgeError;
+use crate::loader::{Format, LoadedDocument};
+
+/// How large chunks are, in `cl100k_base` tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkSettings {
+    /// The most tokens one chunk may hold.
+    pub max_tokens: usize,
+    /// At most this many tokens from the end of one chunk are repeated at the
+    /// start of the next. The splitter overlaps whole units (sentences, then
+    /// words), so the overlap is the largest run of units that fits, and can be
+    /// none when no unit is small enough. Must be below `max_tokens`.
+    pub overlap_tokens: usize,
+}
+
+impl Default for ChunkSettings {
+    fn default() -> Self {
+        Self {
+            max_tokens: 400,
+            overlap_tokens: 60,
+        }
+    }
+}
+
+impl ChunkSettings {
+    /// Checks the settings can produce chunks.
+    pub fn validate(&self) -> Result<(), KnowledgeError> {
+        if self.max_tokens == 0 {
+            return Err(KnowledgeError::Settings(
+                "max_tokens must be at least 1".into(),
+            ));
+        }
+        if self.overlap_tokens >= self.max_tokens {
+            return Err(KnowledgeError::Settings(format!(
+                "overlap_tokens ({}) must be less than max_tokens ({})",
+                self.overlap_tokens, self.max_tokens
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One piece of a document, as indexed and cited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// 0-based, in document order, without gaps.
+    pub position: u32,
+    pub text: String,
+    /// The heading path at the chunk's start, outermost first, joined with
+    /// " > ". `None` outside any heading and for plain text.
+    pub heading: Option<String>,
+    /// 1-based page where the chunk starts; `None` for formats without pages.
+    pub page: Option<u32>,
+    /// `cl100k_base` tokens in `text`.
+    pub token_count: u32,
+}
+
+/// The shared `cl100k_base` tokenizer. Building it takes a noticeable time
+/// (hundreds of milliseconds unoptimised), so it is built once per process
+/// (`tiktoken_rs` keeps it in a `LazyLock`).
+pub fn tokenizer() -> &'static CoreBPE {
+    tiktoken_rs::cl100k_base_singleton()
+}
+
+/// `cl100k_base` tokens in `text`: the unit of chunk sizes and prompt budgets.
+pub fn count_tokens(text: &str) -> usize {
+    tokenizer().encode_ordinary(text).len()
+}
+
+/// Splits `doc` into chunks. CPU-bound (tokenizes the text many times): run it
+/// off the async executor, e.g. in `tokio::task::spawn_blocking`.
+pub fn chunk_document(
+    doc: &LoadedDocument,
+    settings: &ChunkSettings,
+) -> Result<Vec<Chunk>, KnowledgeError> {
+    settings.validate()?;
+    let config = ChunkConfig::new(settings.max_tokens)
+        .with_sizer(tokenizer())
+        .with_overlap(settings.overlap_tokens)
+        .map_err(|e| KnowledgeError::Settings(e.to_string()))?;
+
+    let pieces: Vec<(usize, &str)> = match doc.format {
+        Format::Markdown => MarkdownSplitter::new(config)
+            .chunk_indices(&doc.text)
+            .collect(),
+        Format::Text => TextSplitter::new(config).chunk_indices(&doc.text).collect(),
+    };
+    let headings = match doc.format {
+        Format::Markdown => markdown_headings(&doc.text),
+        Format::Text => Vec::new(),
+    };
+
+    let mut pieces: Vec<(usize, &str)> = pieces
+        .into_iter()
+        .filter(|(_, text)| !text.trim().is_empty())
+        .collect();
+    // A piece holding only headings (the splitter leaves one before a section
+    // too big to join) has no content to find or quote; its headings live on
+    // in the next chunks' heading paths. Kept if nothing else is left.
+    if pieces
+        .iter()
+        .any(|&(offset, text)| !only_headings(&headings, offset, text))
+    {
+        pieces.retain(|&(offset, text)| !only_headings(&headings, offset, text));
+    }
+
+    let chunks = pieces
+        .into_iter()
+        .enumerate()
+        .map(|(position, (offset, text))| Chunk {
+            position: position as u32,
+            text: text.to_owned(),
+            heading: heading_path_at(&headings, offset),
+            page: page_at(&doc.page_starts, offset),
+            token_count: count_tokens(text) as u32,
+        })
+        .collect();
+    Ok(chunks)
+}
+
+/// A heading in the source: where it starts, its level (1–6) and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Heading {
+    start: usize,
+    /// Where the heading's source (marker, text, underline) ends.
+    end: usize,
+    level: u8,
+    title: String,
+}
+
+/// Every heading in a Markdown text, in order. Uses a CommonMark parser so `#`
+/// lines in fenced or indented code, and YAML front matter, are not headings.
+fn markdown_headings(text: &str) -> Vec<Heading> {
+    let options = Options::ENABLE_TABLES
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS;
+    let mut headings = Vec::new();
+    let mut current: Option<(Range<usize>, u8, String)> = None;
+    for (event, range) in Parser::new_ext(text, options).into_offset_iter() {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => {
+                current = Some((range, level as u8, String::new()));
+            }
+            Event::Text(t) | Event::Code(t) => {
+                if let Some((_, _, title)) = current.as_mut() {
+                    title.push_str(&t);
+                }
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                if let Some((_, _, title)) = current.as_mut() {
+                    title.push(' ');
+                }
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                if let Some((range, level, title)) = current.take() {
+                    let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+                    if !title.is_empty() {
+                        headings.push(Heading {
+                            start: range.start,
+                            end: range.end,
+                            level,
+                            title,
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    headings
+}
+
+/// Whether the piece of text at `offset` is nothing but headings and blanks.
+fn only_headings(headings: &[Heading], offset: usize, text: &str) -> bool {
+    let end = offset + text.len();
+    let mut cursor = offset;
+    for h in headings.iter().filter(|h| h.end > offset && h.start < end) {
+        let gap_end = h.start.max(cursor).min(end);
+        if !text[cursor - offset..gap_end - offset].trim().is_empty() {
+            return false;
+        }
+        cursor = cursor.max(h.end.min(end));
+    }
+    text[cursor - offset..].trim().is_empty()
+}
+
+/// The heading path in force at byte `offset`: the last heading of each level
+/// that starts at or before it, each closing its deeper levels. A chunk that
+/// starts with a heading includes that heading.
+fn heading_path_at(headings: &[Heading], offset: usize) -> Option<String> {
+    let mut stack: Vec<&Heading> = Vec::new();
+    for heading in headings.iter().take_while(|h| h.start <= offset) {
+        while stack.last().is_some_and(|top| top.level >= heading.level) {
+            stack.pop();
+        }
+        stack.push(heading);
+    }
+    if stack.is_empty() {
+        return None;
+    }
+    Some(
+        stack
+            .iter()
+            .map(|h| h.title.as_str())
+            .collect::<Vec<_>>()
+            .join(" > "),
+    )
+}
+
+/// The 1-based page containing byte `offset`, given each page's start offset.
+fn page_at(page_starts: &[usize], offset: usize) -> Option<u32> {
+    if page_starts.is_empty() {
+        return None;
+    }
+    let pages_started = page_starts.partition_point(|&start| start <= offset);
+    Some(pages_started.max(1) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::load;
+
+    fn small() -> ChunkSettings {
+        ChunkSettings {
+            max_tokens: 40,
+            overlap_tokens: 15,
+        }
+    }
+
+    #[test]
+    fn heading_paths_follow_the_outline_and_skip_code_fences() {
+        let md = "\
+Intro before any heading.
+
+# Guide
+
+Welcome text for the guide.
+
+## Install
+
+### Linux
+
+Run the installer with sudo on Linux machines.
+
+```sh
+# not a heading
+echo hi
+```
+
+### Windows
+
+Double-click the setup program on Windows.
+
+## Usage
+
+Open the app and sign in.
+";
+        let doc = load("guide.md", md.as_bytes()).unwrap();
+        let chunks = chunk_document(
+            &doc,
+            &ChunkSettings {
+                max_tokens: 20,
+                overlap_tokens: 0,
+            },
+        )
+        .unwrap();
+        let find = |needle: &str| {
+            chunks
+                .iter()
+                .find(|c| c.text.contains(needle))
+                .unwrap_or_else(|| panic!("no chunk has {needle:?}: {chunks:#?}"))
+        };
+        assert_eq!(find("Intro before").heading, None);
+        assert_eq!(
+            find("sudo").heading.as_deref(),
+            Some("Guide > Install > Linux")
+        );
+        assert_eq!(
+            find("echo hi").heading.as_deref(),
+            Some("Guide > Install > Linux")
+        );
+        assert_eq!(
+            find("Double-click").heading.as_deref(),
+            Some("Guide > Install > Windows")
+        );
+        assert_eq!(find("sign in").heading.as_deref(), Some("Guide > Usage"));
+        // A chunk that begins with a heading carries it.
+        let guide = chunks
+            .iter()
+            .find(|c| c.text.starts_with("# Guide"))
+            .unwrap();
+        assert_eq!(guide.heading.as_deref(), Some("Guide"));
+        assert!(chunks.iter().all(|c| c.page.is_none()));
+        let positions: Vec<u32> = chunks.iter().map(|c| c.position).collect();
+        assert_eq!(positions, (0..chunks.len() as u32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn chunks_respect_the_token_budget_and_overlap() {
+        let text: String = (0..120)
+            .map(|i| format!("Sentence number {i} talks about topic {}. ", i % 7))
+            .collect();
+        let doc = load("long.txt", text.as_bytes()).unwrap();
+        let settings = small();
+        let chunks = chunk_document(&doc, &settings).unwrap();
+        assert!(chunks.len() > 5, "{} chunks", chunks.len());
+        for c in &chunks {
+            assert!(c.token_count as usize <= settings.max_tokens, "{c:?}");
+            assert_eq!(c.token_count as usize, count_tokens(&c.text));
+            assert!(c.token_count > 0);
+            assert_eq!(c.heading, None);
+        }
+        // With overlap, each chunk starts inside the previous one.
+        let starts: Vec<usize> = chunks
+            .iter()
+            .map(|c| {
+                text.find(&c.text)
+                    .expect("chunk text comes from the source")
+            })
+            .collect();
+        for (i, pair) in starts.windows(2).enumerate() {
+            let prev_end = pair[0] + chunks[i].text.len();
+            assert!(
+                pair[1] < prev_end,
+                "chunk {} does not overlap chunk {i}",
+                i + 1
+            );
+        }
+        // Without overlap they do not.
+        let no_overlap = chunk_document(
+            &doc,
+            &ChunkSettings {
+                max_tokens: 40,
+                overlap_tokens: 0,
+            },
+        )
+        .unwrap();
+        let total: usize = no_overlap.iter().map(|c| c.text.len()).sum();
+        assert!(total <= text.len());
+    }
+
+    #[test]
+    fn crlf_and_bom_do_not_leak_into_chunks_or_headings() {
+        let bytes = b"\xEF\xBB\xBF# Title\r\n\r\nBody line one.\r\nBody line two.\r\n";
+        let doc = load("x.md", bytes).unwrap();
+        let chunks = chunk_document(&doc, &ChunkSettings::default()).unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].heading.as_deref(), Some("Title"));
+        assert!(chunks[0].text.starts_with("# Title"));
+        assert!(!chunks[0].text.contains('\r'));
+        assert!(!chunks[0].text.contains('\u{feff}'));
+    }
+
+    #[test]
+    fn whitespace_only_pieces_are_dropped_and_bad_settings_rejected() {
+        let doc = load("x.md", b"# A\n\n   \n\n\n# B\n\ntext\n").unwrap();
+        let chunks = chunk_document(&doc, &small()).unwrap();
+        assert!(chunks.iter().all(|c| !c.text.trim().is_empty()));
+        let bad = ChunkSettings {
+            max_tokens: 10,
+            overlap_tokens: 10,
+        };
+        assert!(matches!(
+            chunk_document(&doc, &bad),
+            Err(KnowledgeError::Settings(_))
+        ));
+    }
+
+    #[test]
+    fn heading_only_pieces_are_dropped_unless_nothing_else_remains() {
+        let md = format!(
+            "# Handbook\n\n## Travel\n\n### Expenses\n\n{}",
+            "Submit expense reports with receipts within thirty days. ".repeat(6)
+        );
+        let doc = load("h.md", md.as_bytes()).unwrap();
+        let chunks = chunk_document(&doc, &small()).unwrap();
+        assert!(chunks.len() > 1);
+        assert!(
+            chunks.iter().all(|c| c.text.contains("expense")),
+            "{chunks:#?}"
+        );
+        assert_eq!(
+            chunks[0].heading.as_deref(),
+            Some("Handbook > Travel > Expenses")
+        );
+        assert_eq!(chunks[0].position, 0);
+
+        let doc = load("t.md", b"# Only\n\n## Headings\n").unwrap();
+        let chunks = chunk_document(&doc, &small()).unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].heading.as_deref(), Some("Only"));
+    }
+
+    #[test]
+    fn pages_map_offsets_to_one_based_pages() {
+        assert_eq!(page_at(&[], 5), None);
+        assert_eq!(page_at(&[0, 100, 200], 0), Some(1));
+        assert_eq!(page_at(&[0, 100, 200], 150), Some(2));
+        assert_eq!(page_at(&[0, 100, 200], 200), Some(3));
+    }
+
+    #[test]
+    fn setext_headings_and_levels_reset() {
+        let hs = markdown_headings("Top\n===\n\n## A\n\n#### deep\n\n## B\n");
+        let path = heading_path_at(&hs, usize::MAX);
+        assert_eq!(path.as_deref(), Some("Top > B"));
+    }
+}

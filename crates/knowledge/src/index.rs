@@ -1,0 +1,87 @@
+//! The knowledge index interface: what the drain needs from any back end
+//! (embedded SQLite now, a Chroma server later).
+//!
+//! Documents are keyed by [`DocumentId`] (their content hash) alone, matching
+//! the document catalog: one id is one document with one owner. Every call is
+//! async and `Send` because the drain calls it from Tokio tasks; back ends
+//! that block (SQLite) move the work to the blocking pool.
+
+use flowchat_domain::model::DocumentOwner;
+use flowchat_domain::{DocumentId, SessionId};
+
+use crate::chunking::Chunk;
+use crate::error::KnowledgeError;
+
+/// A document with its chunks, ready to be (re)indexed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedDocument {
+    pub id: DocumentId,
+    /// Shown as the citation source (folder-relative path or upload name).
+    pub name: String,
+    pub owner: DocumentOwner,
+    pub size_bytes: u64,
+    pub chunks: Vec<Chunk>,
+}
+
+/// A document as the index holds it, without its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedSummary {
+    pub id: DocumentId,
+    pub name: String,
+    pub owner: DocumentOwner,
+    pub size_bytes: u64,
+    pub chunks: u32,
+}
+
+/// A retrieval request.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchQuery<'a> {
+    /// The user's words, as typed: back ends extract terms themselves and
+    /// never pass this to a query language.
+    pub text: &'a str,
+    /// Whose private documents may be searched besides the shared ones;
+    /// `None` searches the shared documents only.
+    pub viewer: Option<&'a SessionId>,
+    /// The most passages to return.
+    pub top_k: usize,
+}
+
+/// One retrieved chunk, with what a citation needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Passage {
+    pub document_id: DocumentId,
+    /// The document's name.
+    pub source: String,
+    /// The chunk's position within its document.
+    pub chunk: u32,
+    pub page: Option<u32>,
+    pub heading: Option<String>,
+    pub text: String,
+    /// Relevance, higher is better, always > 0. Comparable within one result
+    /// list only (BM25 scores depend on the whole corpus).
+    pub score: f64,
+}
+
+#[async_trait::async_trait]
+pub trait KnowledgeIndex: Send + Sync {
+    /// Stores `doc`, replacing every chunk previously stored under its id (and
+    /// its name, owner and size) in one atomic step: a search sees the old
+    /// version or the new one, never a mix. The id is the key, so indexing an
+    /// id that exists under another owner moves it to the new owner; callers
+    /// ingesting a private upload whose id is already shared should skip it.
+    async fn replace_document(&self, doc: IndexedDocument) -> Result<(), KnowledgeError>;
+
+    /// Removes a document and its chunks; `false` if it was not indexed.
+    async fn remove_document(&self, id: &DocumentId) -> Result<bool, KnowledgeError>;
+
+    /// The documents of one owner, by name.
+    async fn documents(&self, owner: &DocumentOwner)
+    -> Result<Vec<IndexedSummary>, KnowledgeError>;
+
+    /// The best passages for `query.text` among the shared documents and the
+    /// viewer's own, best first. Empty when the text has no searchable terms.
+    async fn search(&self, query: SearchQuery<'_>) -> Result<Vec<Passage>, KnowledgeError>;
+
+    /// Chunks across all documents (for readiness and metrics).
+    async fn chunk_count(&self) -> Result<u64, KnowledgeError>;
+}

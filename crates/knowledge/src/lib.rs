@@ -1,0 +1,23 @@
+//! FlowChat's knowledge side: reading documents, cutting them into chunks,
+//! indexing and searching them, keeping the shared folder in step with the
+//! index, and answering from passages alone when no language model is set up.
+//!
+//! Native only (SQLite, threads, the file system): the drain and the dev
+//! server use it; the API functions never touch the index.
+
+pub mod chunking;
+pub mod error;
+pub mod extractive;
+pub mod folder;
+pub mod index;
+pub mod loader;
+pub mod query;
+pub mod sqlite;
+
+pub use chunking::{Chunk, ChunkSettings, chunk_document, count_tokens};
+pub use error::KnowledgeError;
+pub use extractive::extractive_answer;
+pub use folder::{FolderSync, MAX_FILE_BYTES, sync_shared_folder};
+pub use index::{IndexedDocument, IndexedSummary, KnowledgeIndex, Passage, SearchQuery};
+pub use loader::{Format, LoadedDocument, is_supported, load};
+pub use sqlite::SqliteIndex;

@@ -1,0 +1,292 @@
+//! Where FlowChat keeps its state: jobs and the queue, conversations and
+//! messages, rate-limit windows, the document catalog and the drain heartbeat.
+//!
+//! [`Store`] is the one interface the API and the drain use. Back ends:
+//! - `sqlite` (feature `sqlite`): one WAL-mode file, for local use and tests;
+//! - `upstash`: Redis over the Upstash REST protocol (a later issue).
+//!
+//! Every back end must pass the [`conformance`] suite (feature `conformance`).
+//! The trait itself compiles for wasm32, where futures need not be `Send`.
+
+use flowchat_domain::model::{
+    ChatAnswer, Conversation, ConversationSummary, DocumentRecord, Job, JobPayload, JobResult,
+};
+use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
+use serde::Serialize;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod rate;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or did not answer in time. The API
+    /// answers 503 with Retry-After: the request may succeed later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back (corruption, incompatible schema).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// Anything else the back end reported.
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+/// A sliding-window limit: at most `limit` hits in any `window_ms`.
+///
+/// The window is approximated the way `@upstash/ratelimit` does it: the count
+/// of the current fixed window plus the previous window's count weighted by
+/// how much of it still overlaps the sliding window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateRule {
+    pub limit: u32,
+    pub window_ms: i64,
+}
+
+impl RateRule {
+    pub const fn per_minute(limit: u32) -> Self {
+        Self {
+            limit,
+            window_ms: 60_000,
+        }
+    }
+}
+
+/// One limit to check and, when every check passes, to count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateCheck {
+    /// The counter's name, e.g. `chat:session:<id>` or `write:ip:<ip>`.
+    pub key: String,
+    pub rule: RateRule,
+}
+
+/// The outcome of a rate-limit check, enough for the `RateLimit-*` headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RateDecision {
+    pub allowed: bool,
+    pub limit: u32,
+    /// Hits left in the window after this one (0 when refused).
+    pub remaining: u32,
+    /// When the current fixed window ends.
+    pub reset_at: Timestamp,
+    /// When refused: how long until a hit would be allowed (at least 1 s).
+    pub retry_after_ms: i64,
+}
+
+/// Where a chat message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConversationTarget {
+    /// Append to this conversation, which must belong to the submitting session.
+    Existing(ConversationId),
+    /// Start a conversation with this id and title. If a conversation with
+    /// this id already exists it is treated as [`ConversationTarget::Existing`]
+    /// (so a retried submission appends, and another session's id is not found).
+    New { id: ConversationId, title: String },
+}
+
+/// Everything one chat submission writes, applied atomically.
+#[derive(Debug, Clone)]
+pub struct ChatSubmission {
+    pub session: SessionId,
+    pub conversation: ConversationTarget,
+    pub message: String,
+    pub job_id: JobId,
+    /// Checked first; nothing is counted or written unless all pass.
+    pub rate_checks: Vec<RateCheck>,
+    pub now: Timestamp,
+}
+
+// `Accepted` is much larger than the other variants, but an outcome is
+// returned once per submission and consumed at once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum SubmitOutcome {
+    /// The message was appended and the job queued.
+    Accepted {
+        job: Job,
+        conversation_id: ConversationId,
+    },
+    /// The first check that refused; nothing was written or counted.
+    RateLimited(RateDecision),
+    /// The conversation does not exist or belongs to another session;
+    /// nothing was written (rate limits not counted either).
+    ConversationNotFound,
+}
+
+/// A queued job to create outside a chat submission (ingest and admin work).
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: JobId,
+    pub owner: Option<SessionId>,
+    pub payload: JobPayload,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// Who claims (for diagnostics and heartbeats).
+    pub worker: String,
+    pub max_jobs: u32,
+    pub lease_ms: i64,
+    /// A job whose lease expired after this many claims is dead-lettered
+    /// instead of being handed out again (its drain kept crashing).
+    pub max_attempts: u32,
+    pub now: Timestamp,
+}
+
+/// A job held by one drain until `lease_until`.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job: Job,
+    /// Identifies this claim; stale claims cannot fail or release the job.
+    pub lease_id: String,
+    pub lease_until: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// The result was stored now.
+    Stored,
+    /// The job had already succeeded (processed twice after a crash); nothing changed.
+    AlreadyDone,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Back in the queue, not claimable before this time.
+    RetryAt(Timestamp),
+    /// Out of attempts: status `failed`, and a dead letter was recorded.
+    DeadLettered,
+    /// The claim was stale (the job was reclaimed or finished); nothing changed.
+    StaleClaim,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub job_id: JobId,
+    pub kind: flowchat_domain::model::JobKind,
+    pub attempts: u32,
+    pub error: String,
+    pub failed_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct QueueStats {
+    /// Waiting and claimable now.
+    pub queued: u64,
+    /// Waiting for a retry time in the future.
+    pub delayed: u64,
+    /// Claimed by a drain (lease not yet expired).
+    pub running: u64,
+    pub dead_letters: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Heartbeat {
+    pub worker: String,
+    pub at: Timestamp,
+}
+
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+pub trait Store: Send + Sync {
+    /// A cheap round trip proving the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Checks `checks` and, only if all pass, counts one hit on each.
+    /// Returns the most restrictive decision (the refusing one, if any).
+    /// The arithmetic and the choice of decision are in [`rate`].
+    async fn hit_rate_limits(
+        &self,
+        checks: &[RateCheck],
+        now: Timestamp,
+    ) -> Result<RateDecision, StoreError>;
+
+    /// Rate limits, ownership check, message append, job creation and enqueue,
+    /// all or nothing, in one round trip.
+    async fn submit_chat(&self, submission: ChatSubmission) -> Result<SubmitOutcome, StoreError>;
+
+    async fn enqueue(&self, job: NewJob) -> Result<Job, StoreError>;
+
+    async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
+
+    /// Newest first.
+    async fn list_conversations(
+        &self,
+        owner: &SessionId,
+    ) -> Result<Vec<ConversationSummary>, StoreError>;
+
+    async fn get_conversation(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<Conversation>, StoreError>;
+
+    /// Deletes the conversation and its messages if `owner` owns it.
+    async fn delete_conversation(
+        &self,
+        id: &ConversationId,
+        owner: &SessionId,
+    ) -> Result<bool, StoreError>;
+
+    /// Hands out up to `max_jobs` claimable jobs (queued and due, or running
+    /// with an expired lease), oldest first, each to exactly one caller;
+    /// increments their attempts and marks them `running`.
+    async fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError>;
+
+    /// Stores a chat answer and appends the assistant message, once: a second
+    /// completion of the same job changes nothing.
+    async fn complete_chat(
+        &self,
+        claim: &ClaimedJob,
+        answer: &ChatAnswer,
+        now: Timestamp,
+    ) -> Result<Completion, StoreError>;
+
+    /// Stores the result of a non-chat job, once.
+    async fn complete_job(
+        &self,
+        claim: &ClaimedJob,
+        result: &JobResult,
+        now: Timestamp,
+    ) -> Result<Completion, StoreError>;
+
+    /// Records a failed attempt: requeue at `retry_at`, or with `None`,
+    /// fail the job for good and dead-letter it.
+    async fn fail_job(
+        &self,
+        claim: &ClaimedJob,
+        error: &str,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<FailureOutcome, StoreError>;
+
+    /// Gives a claimed job back unprocessed (shutdown), claimable at once,
+    /// without counting the attempt. Returns false for a stale claim.
+    async fn release(&self, claim: &ClaimedJob, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Most recent first.
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Puts a dead-lettered job back in the queue with fresh attempts.
+    async fn replay_dead_letter(&self, id: &JobId, now: Timestamp) -> Result<bool, StoreError>;
+
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats, StoreError>;
+
+    async fn record_heartbeat(&self, worker: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    /// The most recent heartbeat of any drain.
+    async fn last_heartbeat(&self) -> Result<Option<Heartbeat>, StoreError>;
+
+    /// Inserts or replaces the catalog entry with this id.
+    async fn upsert_document(&self, record: &DocumentRecord) -> Result<(), StoreError>;
+
+    async fn remove_document(&self, id: &DocumentId) -> Result<bool, StoreError>;
+
+    /// Shared documents plus, when `viewer` is given, that session's own; by name.
+    async fn list_documents(
+        &self,
+        viewer: Option<&SessionId>,
+    ) -> Result<Vec<DocumentRecord>, StoreError>;
+}

@@ -1,0 +1,107 @@
+//! The Vercel adapter: every `api/**/*.rs` function calls [`serve`] with its
+//! route pattern. It reads the configuration once per process, converts
+//! Vercel's request to the portable `http::Request<Bytes>` (body capped before
+//! it is read in full), and hands it to `flowchat_api::handle`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flowchat_api::{AppContext, ClientIp, MAX_REQUEST_BYTES};
+use http_body_util::{BodyExt, Limited};
+use vercel_runtime::{Error, Request, Response, ResponseBody, service_fn};
+
+/// Serves one function. `route` is its path pattern, e.g. `/api/chat/[id]`:
+/// Vercel passes a dynamic segment as `?id=`, which is put back into the
+/// path when the request arrives under the file's own name.
+pub async fn serve(route: &'static str) -> Result<(), Error> {
+    let config = flowchat_native::config_from_env()?;
+    flowchat_native::init_tracing(config.log_format);
+    let ctx = Arc::new(flowchat_native::boot_api(config)?);
+    vercel_runtime::run(service_fn(move |req: Request| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Error>(handle(&ctx, route, req).await) }
+    }))
+    .await
+}
+
+async fn handle(ctx: &AppContext, route: &str, req: Request) -> Response<ResponseBody> {
+    let (mut parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return to_vercel(flowchat_api::payload_too_large(ctx, &parts.headers)),
+    };
+    if let Some(uri) = restore_dynamic_segment(route, &parts.uri) {
+        parts.uri = uri;
+    }
+    parts.extensions.insert(ClientIp(client_ip(&parts.headers)));
+    let response = flowchat_api::handle(ctx, http::Request::from_parts(parts, bytes)).await;
+    to_vercel(response)
+}
+
+/// On Vercel the edge sets `x-real-ip` / `x-forwarded-for` itself (clients
+/// cannot forge them there); run locally the header may be absent.
+fn client_ip(headers: &http::HeaderMap) -> String {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    header("x-real-ip")
+        .or_else(|| {
+            header("x-forwarded-for")
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// `/api/chat/[id]` requested as `/api/chat/[id]?id=abc` (or under any path
+/// that does not already end in the value) becomes `/api/chat/abc?id=abc`.
+fn restore_dynamic_segment(route: &str, uri: &http::Uri) -> Option<http::Uri> {
+    let (prefix, param) = route.rsplit_once('/')?;
+    let name = param.strip_prefix('[')?.strip_suffix(']')?;
+    let query = uri.query().unwrap_or("");
+    let value = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)?;
+    let wanted = format!("{prefix}/{value}");
+    if uri.path() == wanted {
+        return None;
+    }
+    format!("{wanted}?{query}").parse().ok()
+}
+
+fn to_vercel(response: http::Response<Bytes>) -> Response<ResponseBody> {
+    response.map(ResponseBody::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_segment_comes_back_from_the_query() {
+        let uri: http::Uri = "/api/chat/[id]?id=abc&wait=2".parse().unwrap();
+        let fixed = restore_dynamic_segment("/api/chat/[id]", &uri).unwrap();
+        assert_eq!(fixed.path(), "/api/chat/abc");
+        assert_eq!(fixed.query(), Some("id=abc&wait=2"));
+        let already: http::Uri = "/api/chat/abc?id=abc".parse().unwrap();
+        assert!(restore_dynamic_segment("/api/chat/[id]", &already).is_none());
+        assert!(restore_dynamic_segment("/api/chat", &already).is_none());
+    }
+
+    #[test]
+    fn client_ip_prefers_the_platform_headers() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(client_ip(&h), "unknown");
+        h.insert("x-forwarded-for", "203.0.113.9, 10.0.0.1".parse().unwrap());
+        assert_eq!(client_ip(&h), "203.0.113.9");
+        h.insert("x-real-ip", "198.51.100.7".parse().unwrap());
+        assert_eq!(client_ip(&h), "198.51.100.7");
+    }
+}
