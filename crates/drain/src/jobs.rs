@@ -79,14 +79,5 @@ async fn ingest_shared_folder(env: &JobEnv<'_>, now: Timestamp) -> Result<JobRes
             env.store.remove_document(&record.id).await?;
         }
     }
-    let r = &sync.report;
-    tracing::info!(
-        added = r.added,
-        updated = r.updated,
-        unchanged = r.unchanged,
-        removed = r.removed,
-        failed = r.failed.len(),
-        "shared folder synchronised"
-    );
     Ok(JobResult::Ingest(sync.report))
 }

@@ -125,7 +125,7 @@ async fn wait_for_change(
     deadline: Timestamp,
 ) -> Result<Job, ApiError> {
     let seen = job.status;
-    let mut interval_ms = 20;
+    let mut interval_ms = 5;
     while job.status == seen && !job.status.is_finished() {
         let remaining = deadline.millis_since(ctx.platform.now());
         if remaining <= 0 {
