@@ -16,7 +16,7 @@ use vercel_runtime::{Error, Request, Response, ResponseBody, service_fn};
 pub async fn serve(route: &'static str) -> Result<(), Error> {
     let config = flowchat_native::config_from_env()?;
     flowchat_native::init_tracing(config.log_format);
-    let ctx = Arc::new(flowchat_native::boot_api(config)?);
+    let ctx = Arc::new(flowchat_native::boot_api(config, flowchat_native::env_var).await?);
     vercel_runtime::run(service_fn(move |req: Request| {
         let ctx = ctx.clone();
         async move { Ok::<_, Error>(handle(&ctx, route, req).await) }

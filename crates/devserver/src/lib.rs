@@ -35,6 +35,9 @@ pub struct ServerOptions {
     pub web_dir: Option<PathBuf>,
     /// Drain jobs processed at once.
     pub drain_concurrency: u32,
+    /// Variables read before the process environment (the store's
+    /// credentials); lets tests run several servers in one process.
+    pub env_overrides: std::collections::HashMap<String, String>,
 }
 
 struct AppState {
@@ -77,7 +80,14 @@ pub async fn start(config: Config, options: ServerOptions) -> anyhow::Result<Run
     let drain_settings = config.drain;
     let top_k = config.retrieval_top_k as usize;
 
-    let api = flowchat_native::boot_api(config)?;
+    let overrides = options.env_overrides.clone();
+    let api = flowchat_native::boot_api(config, |name| {
+        overrides
+            .get(name)
+            .cloned()
+            .or_else(|| flowchat_native::env_var(name))
+    })
+    .await?;
     let index: Arc<dyn KnowledgeIndex> = Arc::new(SqliteIndex::open(&knowledge_path)?);
     let drain = Drain::new(
         api.store.clone(),

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
             port: args.port,
             web_dir,
             drain_concurrency: args.drain_concurrency,
+            env_overrides: Default::default(),
         },
     )
     .await

@@ -13,7 +13,27 @@ pub enum Environment {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
+    /// One embedded SQLite file in the data directory.
     Sqlite,
+    /// Redis over the Upstash REST protocol (`UPSTASH_REDIS_REST_URL` / `_TOKEN`).
+    Upstash,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Upstash => "upstash",
+        }
+    }
+}
+
+/// How long records live in stores that expire them (Upstash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordTtls {
+    pub job_days: u32,
+    pub conversation_days: u32,
+    pub upload_hours: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +129,7 @@ pub struct Config {
     pub admin_token: Option<AdminToken>,
     pub cors_origins: CorsOrigins,
     pub store: StoreKind,
+    pub ttls: RecordTtls,
     pub namespace: String,
     pub rate_limits: RateLimits,
     pub llm_provider: LlmProvider,
@@ -209,18 +230,18 @@ impl Config {
 
         let store = match get("FLOWCHAT_STORE").as_deref() {
             None | Some("sqlite") => StoreKind::Sqlite,
-            Some("upstash") => {
-                return Err(err(
-                    "FLOWCHAT_STORE",
-                    "`upstash` is not supported by this build yet; use `sqlite`",
-                ));
-            }
+            Some("upstash") => StoreKind::Upstash,
             Some(other) => {
                 return Err(err(
                     "FLOWCHAT_STORE",
-                    format!("expected `sqlite`, got `{other}`"),
+                    format!("expected `sqlite` or `upstash`, got `{other}`"),
                 ));
             }
+        };
+        let ttls = RecordTtls {
+            job_days: parse_number(&get, "JOB_TTL_DAYS", 7, 1, 3650)?,
+            conversation_days: parse_number(&get, "CONVERSATION_TTL_DAYS", 90, 1, 3650)?,
+            upload_hours: parse_number(&get, "UPLOAD_TTL_HOURS", 24, 1, 8760)?,
         };
 
         let namespace = match get("FLOWCHAT_NAMESPACE") {
@@ -292,6 +313,7 @@ impl Config {
             admin_token,
             cors_origins,
             store,
+            ttls,
             namespace,
             rate_limits,
             llm_provider,

@@ -7,11 +7,15 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flowchat_api::{AppContext, Platform};
-use flowchat_domain::config::{Config, Environment, LogFormat};
+use flowchat_domain::config::{Config, Environment, LogFormat, StoreKind};
 use flowchat_domain::token::SessionSecret;
 use flowchat_domain::{ConfigError, Timestamp};
 use flowchat_store::sqlite::SqliteStore;
+use flowchat_store::upstash::{Ttls, UpstashStore};
 use flowchat_store::{Store, StoreError};
+use flowchat_upstash::{
+    ReqwestTransport, TokioSleeper, UpstashClient, UpstashConfig, UpstashError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
@@ -25,6 +29,12 @@ pub enum BootError {
     },
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    #[error(
+        "Upstash refused the token (UPSTASH_REDIS_REST_TOKEN / KV_REST_API_TOKEN): check that it belongs to this database"
+    )]
+    UpstashUnauthorized,
+    #[error("cannot set up the Upstash client: {0}")]
+    Upstash(String),
 }
 
 /// The system clock as a [`Timestamp`].
@@ -69,8 +79,13 @@ pub fn load_dotenv() {
     let _ = dotenvy::dotenv();
 }
 
+/// The process environment as a lookup function.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 pub fn config_from_env() -> Result<Config, ConfigError> {
-    Config::from_lookup(|name| std::env::var(name).ok())
+    Config::from_lookup(env_var)
 }
 
 /// Pretty, coloured logs for people; JSON lines for log collectors.
@@ -163,16 +178,66 @@ pub fn knowledge_path(config: &Config) -> PathBuf {
     Path::new(&config.data_dir).join(format!("knowledge-{}.db", config.namespace))
 }
 
-pub fn open_store(config: &Config) -> Result<Arc<dyn Store>, BootError> {
-    ensure_data_dir(config)?;
-    Ok(Arc::new(SqliteStore::open(store_path(config))?))
+/// Opens the configured store. For Upstash it checks the credentials with
+/// one `PING`: a wrong token stops start-up with a clear message, while an
+/// unreachable server only logs a warning (it may come back; readiness and
+/// every request report it meanwhile with a 503).
+pub async fn open_store(
+    config: &Config,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn Store>, BootError> {
+    match config.store {
+        StoreKind::Sqlite => {
+            ensure_data_dir(config)?;
+            Ok(Arc::new(SqliteStore::open(store_path(config))?))
+        }
+        StoreKind::Upstash => {
+            let store = upstash_store(config, lookup)?;
+            match store.client().ping().await {
+                Ok(_) => {}
+                Err(UpstashError::Unauthorized) => return Err(BootError::UpstashUnauthorized),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Upstash did not answer at start-up; requests get 503 until it does")
+                }
+            }
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// The Upstash store for `config`'s namespace, from the REST URL and token
+/// found through `lookup`.
+pub fn upstash_store(
+    config: &Config,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<UpstashStore, BootError> {
+    let upstash = UpstashConfig::from_lookup(lookup)
+        .map_err(|e| BootError::Upstash(e.to_string()))?
+        .ok_or_else(|| ConfigError {
+            variable: "UPSTASH_REDIS_REST_URL",
+            message: "UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN (or KV_REST_API_URL and KV_REST_API_TOKEN) are required when FLOWCHAT_STORE=upstash".to_owned(),
+        })?;
+    let transport = ReqwestTransport::new().map_err(|e| BootError::Upstash(e.to_string()))?;
+    let client =
+        UpstashClient::new(upstash, Arc::new(transport)).with_sleeper(Arc::new(TokioSleeper));
+    const DAY: u64 = 24 * 60 * 60;
+    let ttls = Ttls {
+        job: std::time::Duration::from_secs(config.ttls.job_days as u64 * DAY),
+        conversation: std::time::Duration::from_secs(config.ttls.conversation_days as u64 * DAY),
+        upload: std::time::Duration::from_secs(config.ttls.upload_hours as u64 * 3600),
+    };
+    Ok(UpstashStore::new(client, &config.namespace, ttls))
 }
 
 /// Configuration, secret, logging and store: everything the API needs.
-pub fn boot_api(config: Config) -> Result<AppContext, BootError> {
+/// `lookup` reads the store's credentials (the process environment, usually).
+pub async fn boot_api(
+    config: Config,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<AppContext, BootError> {
     let mut config = config;
     settle_session_secret(&mut config)?;
-    let store = open_store(&config)?;
+    let store = open_store(&config, lookup).await?;
     Ok(AppContext::new(config, store, Arc::new(NativePlatform))?)
 }
 

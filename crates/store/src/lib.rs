@@ -3,7 +3,8 @@
 //!
 //! [`Store`] is the one interface the API and the drain use. Back ends:
 //! - `sqlite` (feature `sqlite`): one WAL-mode file, for local use and tests;
-//! - `upstash`: Redis over the Upstash REST protocol (a later issue).
+//! - `upstash` (feature `upstash`): Redis over the Upstash REST protocol,
+//!   for serverless deployments; builds for wasm32.
 //!
 //! Every back end must pass the [`conformance`] suite (feature `conformance`).
 //! The trait itself compiles for wasm32, where futures need not be `Send`.
@@ -19,6 +20,8 @@ pub mod conformance;
 pub mod rate;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "upstash")]
+pub mod upstash;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

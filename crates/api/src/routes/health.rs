@@ -24,9 +24,11 @@ pub(crate) async fn ready(ctx: &AppContext) -> Result<Response<Bytes>, ApiError>
     let now = ctx.platform.now();
 
     let store_check = match &ping {
-        Ok(()) => json!({"status": "ok", "backend": "sqlite", "latency_ms": latency_ms}),
+        Ok(()) => {
+            json!({"status": "ok", "backend": ctx.config.store.as_str(), "latency_ms": latency_ms})
+        }
         Err(e) => {
-            json!({"status": "error", "backend": "sqlite", "latency_ms": latency_ms, "error": e.to_string()})
+            json!({"status": "error", "backend": ctx.config.store.as_str(), "latency_ms": latency_ms, "error": e.to_string()})
         }
     };
     let (queue_check, drain_check) = if ping.is_ok() {

@@ -38,6 +38,10 @@ impl Builder {
     }
 
     pub async fn spawn(self) -> TestApp {
+        self.try_spawn().await.expect("dev server starts")
+    }
+
+    pub async fn try_spawn(self) -> anyhow::Result<TestApp> {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let docs = dir.path().join("documents");
@@ -63,11 +67,11 @@ impl Builder {
                 port: 0,
                 web_dir: None,
                 drain_concurrency: 2,
+                env_overrides: vars.clone(),
             },
         )
-        .await
-        .expect("dev server starts");
-        TestApp {
+        .await?;
+        Ok(TestApp {
             url: server.url(),
             server: Some(server),
             docs,
@@ -76,7 +80,7 @@ impl Builder {
                 .build()
                 .unwrap(),
             _dir: dir,
-        }
+        })
     }
 }
 
