@@ -166,6 +166,22 @@ pub struct Job {
 }
 
 impl Job {
+    /// A new job, waiting to be claimed.
+    pub fn queued(id: JobId, owner: Option<SessionId>, payload: JobPayload, now: Timestamp) -> Job {
+        Job {
+            id,
+            kind: payload.kind(),
+            status: JobStatus::Queued,
+            owner,
+            payload,
+            attempts: 0,
+            result: None,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     pub fn conversation_id(&self) -> Option<&ConversationId> {
         match &self.payload {
             JobPayload::Chat {

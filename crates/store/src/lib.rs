@@ -15,6 +15,8 @@ use flowchat_domain::model::{
 use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
 use serde::Serialize;
 
+#[cfg(any(feature = "sqlite", feature = "upstash"))]
+mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod rate;

@@ -24,13 +24,14 @@ use std::time::Duration;
 
 use flowchat_domain::model::{
     ChatAnswer, Citation, Conversation, ConversationSummary, DocumentOwner, DocumentRecord,
-    DocumentStatus, Job, JobKind, JobPayload, JobResult, JobStatus, Message, Role,
+    DocumentStatus, Job, JobPayload, JobResult, JobStatus, Message, Role,
 };
 use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 
+use crate::codec::{corrupt, from_json, parse_kind, parse_status, to_json, to_u32};
 use crate::rate;
 use crate::{
     ChatSubmission, ClaimRequest, ClaimedJob, Completion, ConversationTarget, DeadLetter,
@@ -288,31 +289,6 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {detail}"))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Backend(format!("cannot encode a record: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T, StoreError> {
-    serde_json::from_str(raw).map_err(|e| corrupt(what, e))
-}
-
-fn to_u32(what: &str, value: i64) -> Result<u32, StoreError> {
-    u32::try_from(value).map_err(|_| corrupt(what, format!("{value} is out of range")))
-}
-
-fn parse_status(raw: &str) -> Result<JobStatus, StoreError> {
-    JobStatus::parse(raw).ok_or_else(|| corrupt("job status", format!("unknown status {raw:?}")))
-}
-
-fn parse_kind(raw: &str) -> Result<JobKind, StoreError> {
-    JobKind::parse(raw).ok_or_else(|| corrupt("job kind", format!("unknown kind {raw:?}")))
-}
-
 /// A fresh, unguessable claim identifier.
 fn new_lease_id() -> Result<String, StoreError> {
     let mut bytes = [0u8; 16];
@@ -389,21 +365,6 @@ fn insert_job(tx: &Transaction<'_>, job: &Job, available_at: i64) -> Result<(), 
         available_at,
     ])?;
     Ok(())
-}
-
-fn queued_job(id: JobId, owner: Option<SessionId>, payload: JobPayload, now: Timestamp) -> Job {
-    Job {
-        id,
-        kind: payload.kind(),
-        status: JobStatus::Queued,
-        owner,
-        payload,
-        attempts: 0,
-        result: None,
-        error: None,
-        created_at: now,
-        updated_at: now,
-    }
 }
 
 /// One rate check evaluated inside a transaction, ready to be counted.
@@ -563,7 +524,7 @@ fn submit_chat_tx(
         conversation_id: conversation_id.clone(),
         question: message,
     };
-    let job = queued_job(job_id, Some(session), payload, now);
+    let job = Job::queued(job_id, Some(session), payload, now);
     insert_job(&tx, &job, now_ms)?;
     tx.commit()?;
     Ok(SubmitOutcome::Accepted {
@@ -984,7 +945,7 @@ impl Store for SqliteStore {
                 payload,
                 now,
             } = job;
-            let job = queued_job(id, owner, payload, now);
+            let job = Job::queued(id, owner, payload, now);
             let tx = immediate(conn)?;
             insert_job(&tx, &job, now.as_millis())?;
             tx.commit()?;

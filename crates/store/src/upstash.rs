@@ -96,6 +96,7 @@ use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
 use flowchat_upstash::{Arg, Command, Script, UpstashClient, UpstashError, Value};
 use serde::{Deserialize, Serialize};
 
+use crate::codec::{corrupt, from_json, to_json, to_u32};
 use crate::rate;
 use crate::{
     ChatSubmission, ClaimRequest, ClaimedJob, Completion, ConversationTarget, DeadLetter,
@@ -581,23 +582,10 @@ fn store_error(error: UpstashError) -> StoreError {
     }
 }
 
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {detail}"))
-}
-
 fn unexpected(what: &str, detail: impl std::fmt::Debug) -> StoreError {
     StoreError::Backend(format!(
         "unexpected reply from the {what} script: {detail:?}"
     ))
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Backend(format!("cannot encode a record: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T, StoreError> {
-    serde_json::from_str(raw).map_err(|e| corrupt(what, e))
 }
 
 fn array(value: Value, what: &str) -> Result<Vec<Value>, StoreError> {
@@ -650,10 +638,6 @@ fn count(value: Value, what: &str) -> Result<u64, StoreError> {
     u64::try_from(n).map_err(|_| unexpected(what, n))
 }
 
-fn to_u32(what: &str, value: i64) -> Result<u32, StoreError> {
-    u32::try_from(value).map_err(|_| corrupt(what, format!("{value} is out of range")))
-}
-
 /// A job from the values of [`JOB_FIELDS`], in order.
 fn parse_job(fields: Vec<Value>) -> Result<Job, StoreError> {
     let mut f = fields.into_iter();
@@ -685,21 +669,6 @@ fn parse_job(fields: Vec<Value>) -> Result<Job, StoreError> {
         created_at: Timestamp::from_millis(created_at),
         updated_at: Timestamp::from_millis(updated_at),
     })
-}
-
-fn queued_job(id: JobId, owner: Option<SessionId>, payload: JobPayload, now: Timestamp) -> Job {
-    Job {
-        id,
-        kind: payload.kind(),
-        status: JobStatus::Queued,
-        owner,
-        payload,
-        attempts: 0,
-        result: None,
-        error: None,
-        created_at: now,
-        updated_at: now,
-    }
 }
 
 /// A message as stored in a conversation's list.
@@ -917,7 +886,7 @@ impl Store for UpstashStore {
         match status.as_str() {
             "ok" | "limited" => match rate_outcome(&mut parts, &status, &rate_checks, now)? {
                 Ok(_) => Ok(SubmitOutcome::Accepted {
-                    job: queued_job(job_id, Some(session), payload, now),
+                    job: Job::queued(job_id, Some(session), payload, now),
                     conversation_id,
                 }),
                 Err(refused) => Ok(SubmitOutcome::RateLimited(refused)),
@@ -935,7 +904,7 @@ impl Store for UpstashStore {
             payload,
             now,
         } = job;
-        let job = queued_job(id, owner, payload, now);
+        let job = Job::queued(id, owner, payload, now);
         let reply = self
             .eval(
                 &scripts::ENQUEUE,
