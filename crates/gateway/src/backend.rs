@@ -151,7 +151,11 @@ impl Backend {
 
     async fn dedicated_link(&self) -> Result<Link, Unavailable> {
         loop {
-            let candidate = self.idle.lock().expect("idle pool lock").pop();
+            let candidate = self
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop();
             match candidate {
                 Some(link) if link.is_alive() => return Ok(link),
                 Some(_dead) => continue,
@@ -164,7 +168,10 @@ impl Backend {
         if !link.is_alive() {
             return;
         }
-        let mut idle = self.idle.lock().expect("idle pool lock");
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if idle.len() < MAX_IDLE_TRANSACTION_CONNECTIONS {
             idle.push(link);
         }
