@@ -297,9 +297,14 @@ pub(crate) async fn completions(
             job.id,
             job.error.as_deref().unwrap_or("unknown error")
         ))),
-        _ => Err(ApiError::Timeout(format!(
+        _ if claims.is_some() => Err(ApiError::Timeout(format!(
             "the answer was not ready within {} s; follow it with GET /api/chat/{}",
             ctx.config.sync_chat_timeout_secs, job.id
+        ))),
+        // An anonymous caller holds no token to follow the job with.
+        _ => Err(ApiError::Timeout(format!(
+            "the answer was not ready within {} s; try again later, or create a session (POST /api/session) and send its token to follow answers with GET /api/chat/{{id}}",
+            ctx.config.sync_chat_timeout_secs
         ))),
     }
 }
