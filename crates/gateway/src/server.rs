@@ -182,14 +182,24 @@ async fn accept(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<Vec<
     read_body(body, headers, shared.max_request_bytes).await
 }
 
+/// Counts, authenticates and reads a protocol request, then parses its body;
+/// any failure is already the answer to send.
+async fn accept_parsed<T>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+    parse: fn(&[u8]) -> Result<T, String>,
+) -> Result<T, Response> {
+    let body = accept(shared, headers, body)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    parse(&body).map_err(|message| error(StatusCode::BAD_REQUEST, message))
+}
+
 async fn single(State(shared): State<App>, headers: HeaderMap, body: Body) -> Response {
-    let body = match accept(&shared, &headers, body).await {
-        Ok(body) => body,
-        Err(failure) => return failure.into_response(),
-    };
-    let mut args = match protocol::parse_command(&body) {
+    let mut args = match accept_parsed(&shared, &headers, body, protocol::parse_command).await {
         Ok(args) => args,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(response) => return response,
     };
     if let Err(message) = policy::check(&args) {
         return error(StatusCode::BAD_REQUEST, message);
@@ -212,13 +222,9 @@ async fn single(State(shared): State<App>, headers: HeaderMap, body: Body) -> Re
 }
 
 async fn pipeline(State(shared): State<App>, headers: HeaderMap, body: Body) -> Response {
-    let body = match accept(&shared, &headers, body).await {
-        Ok(body) => body,
-        Err(failure) => return failure.into_response(),
-    };
-    let mut commands = match protocol::parse_batch(&body) {
+    let mut commands = match accept_parsed(&shared, &headers, body, protocol::parse_batch).await {
         Ok(commands) => commands,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(response) => return response,
     };
     // Refused commands answer with their error in place; the rest go to Redis.
     let checks: Vec<Result<(), String>> = commands.iter().map(policy::check).collect();
@@ -258,13 +264,9 @@ async fn pipeline(State(shared): State<App>, headers: HeaderMap, body: Body) -> 
 }
 
 async fn multi_exec(State(shared): State<App>, headers: HeaderMap, body: Body) -> Response {
-    let body = match accept(&shared, &headers, body).await {
-        Ok(body) => body,
-        Err(failure) => return failure.into_response(),
-    };
-    let mut commands = match protocol::parse_batch(&body) {
+    let mut commands = match accept_parsed(&shared, &headers, body, protocol::parse_batch).await {
         Ok(commands) => commands,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        Err(response) => return response,
     };
     // A refused command discards the whole transaction, as a queueing error would.
     if let Some(message) = commands.iter().find_map(|args| policy::check(args).err()) {
