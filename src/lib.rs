@@ -34,8 +34,28 @@ async fn handle(ctx: &AppContext, route: &str, req: Request) -> Response<Respons
         parts.uri = uri;
     }
     parts.extensions.insert(ClientIp(client_ip(&parts.headers)));
-    let response = flowchat_api::handle(ctx, http::Request::from_parts(parts, bytes)).await;
-    to_vercel(response)
+    let response = flowchat_api::respond(ctx, http::Request::from_parts(parts, bytes)).await;
+    response.map(|body| match body {
+        flowchat_api::Body::Full(bytes) => ResponseBody::from(bytes),
+        // Vercel streams function responses: events reach the browser as
+        // the drain writes them. Its body type must be `Sync`, which a store
+        // future is not, so a task drives the stream into a channel; the
+        // task ends when the client goes away (the channel closes).
+        flowchat_api::Body::Events(mut stream) => {
+            use futures_util::StreamExt;
+            let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(8);
+            tokio::spawn(async move {
+                while let Some(chunk) = stream.next().await {
+                    if sender.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let frames = tokio_stream::wrappers::ReceiverStream::new(receiver)
+                .map(|chunk| Ok::<_, Error>(hyper::body::Frame::data(chunk)));
+            ResponseBody::from(http_body_util::StreamBody::new(frames))
+        }
+    })
 }
 
 /// On Vercel the edge sets `x-real-ip` / `x-forwarded-for` itself (clients
@@ -59,17 +79,20 @@ fn client_ip(headers: &http::HeaderMap) -> String {
 }
 
 /// `/api/chat/[id]` requested as `/api/chat/[id]?id=abc` (or under any path
-/// that does not already end in the value) becomes `/api/chat/abc?id=abc`.
+/// that is not already the filled-in route) becomes `/api/chat/abc?id=abc`;
+/// likewise `/api/chat/[id]/events`.
 fn restore_dynamic_segment(route: &str, uri: &http::Uri) -> Option<http::Uri> {
-    let (prefix, param) = route.rsplit_once('/')?;
-    let name = param.strip_prefix('[')?.strip_suffix(']')?;
+    let param = route
+        .split('/')
+        .find(|segment| segment.starts_with('[') && segment.ends_with(']'))?;
+    let name = &param[1..param.len() - 1];
     let query = uri.query().unwrap_or("");
     let value = query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)?;
-    let wanted = format!("{prefix}/{value}");
+    let wanted = route.replacen(param, value, 1);
     if uri.path() == wanted {
         return None;
     }
@@ -93,6 +116,9 @@ mod tests {
         let already: http::Uri = "/api/chat/abc?id=abc".parse().unwrap();
         assert!(restore_dynamic_segment("/api/chat/[id]", &already).is_none());
         assert!(restore_dynamic_segment("/api/chat", &already).is_none());
+        let events: http::Uri = "/api/chat/[id]/events?id=abc".parse().unwrap();
+        let fixed = restore_dynamic_segment("/api/chat/[id]/events", &events).unwrap();
+        assert_eq!(fixed.path(), "/api/chat/abc/events");
     }
 
     #[test]

@@ -36,10 +36,10 @@ pub(crate) fn preflight(ctx: &AppContext, headers: &HeaderMap) -> Response<Bytes
     response
 }
 
-pub(crate) fn decorate(
+pub(crate) fn decorate<B>(
     ctx: &AppContext,
     request_headers: &HeaderMap,
-    response: &mut Response<Bytes>,
+    response: &mut Response<B>,
 ) {
     if let Some(origin) = allowed_origin(ctx, request_headers) {
         let h = response.headers_mut();

@@ -18,7 +18,8 @@ mod routes;
 
 pub use context::{AppContext, ClientIp, Platform};
 pub use error::ApiError;
-pub use router::handle;
+pub use response::{Body, EventStream};
+pub use router::{handle, respond};
 
 /// The largest request body any route accepts. Adapters refuse larger bodies
 /// (with [`payload_too_large`]) before reading them.

@@ -31,3 +31,34 @@ pub(crate) fn insert_rate_limit_headers(
     headers.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
     headers.insert("ratelimit-reset", HeaderValue::from(reset_secs.max(0)));
 }
+
+/// Server-Sent Events produced over time; native runtimes need `Send`.
+#[cfg(not(target_arch = "wasm32"))]
+pub type EventStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Bytes> + Send>>;
+#[cfg(target_arch = "wasm32")]
+pub type EventStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Bytes>>>;
+
+/// A response body: complete, or an event stream the adapter forwards as it
+/// is produced (every stream ends on its own within a bounded time).
+pub enum Body {
+    Full(Bytes),
+    Events(EventStream),
+}
+
+impl Body {
+    /// The whole body, waiting for a stream to end (for runtimes that cannot
+    /// stream: the client then receives every event at once).
+    pub async fn collect(self) -> Bytes {
+        match self {
+            Body::Full(bytes) => bytes,
+            Body::Events(mut stream) => {
+                use futures_util::StreamExt;
+                let mut all = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    all.extend_from_slice(&chunk);
+                }
+                Bytes::from(all)
+            }
+        }
+    }
+}

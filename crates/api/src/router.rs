@@ -5,11 +5,19 @@ use tracing::Instrument;
 use crate::context::AppContext;
 use crate::error::{ApiError, problem_response};
 use crate::request::request_id;
+use crate::response::Body;
 use crate::{cors, routes};
+
+/// Answers one request with a complete body; an event stream is collected
+/// until it ends. Runtimes that can stream use [`respond`].
+pub async fn handle(ctx: &AppContext, req: Request<Bytes>) -> Response<Bytes> {
+    let (parts, body) = respond(ctx, req).await.into_parts();
+    Response::from_parts(parts, body.collect().await)
+}
 
 /// Answers one request. Never panics on input and never fails: every error
 /// becomes a problem+json response carrying the request id.
-pub async fn handle(ctx: &AppContext, req: Request<Bytes>) -> Response<Bytes> {
+pub async fn respond(ctx: &AppContext, req: Request<Bytes>) -> Response<Body> {
     let request_id = request_id(ctx, req.headers());
     let span = tracing::info_span!(
         "request",
@@ -21,7 +29,7 @@ pub async fn handle(ctx: &AppContext, req: Request<Bytes>) -> Response<Bytes> {
         let started = ctx.platform.now();
         let request_headers = req.headers().clone();
         let mut response = if req.method() == Method::OPTIONS {
-            cors::preflight(ctx, &request_headers)
+            cors::preflight(ctx, &request_headers).map(Body::Full)
         } else {
             match dispatch(ctx, req).await {
                 Ok(response) => response,
@@ -29,7 +37,7 @@ pub async fn handle(ctx: &AppContext, req: Request<Bytes>) -> Response<Bytes> {
                     if let ApiError::Internal(detail) = &error {
                         tracing::error!(error = %detail, "request failed");
                     }
-                    problem_response(&error, &request_id)
+                    problem_response(&error, &request_id).map(Body::Full)
                 }
             }
         };
@@ -55,7 +63,22 @@ fn not_allowed(method: &Method, allow: &'static str) -> ApiError {
     }
 }
 
-async fn dispatch(ctx: &AppContext, req: Request<Bytes>) -> Result<Response<Bytes>, ApiError> {
+async fn dispatch(ctx: &AppContext, req: Request<Bytes>) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    if let ["api", "chat", id, "events"] = segments.as_slice() {
+        return match req.method() {
+            &Method::GET => routes::events::open(ctx, &req, id).await,
+            method => Err(not_allowed(method, "GET")),
+        };
+    }
+    dispatch_complete(ctx, req).await.map(|r| r.map(Body::Full))
+}
+
+async fn dispatch_complete(
+    ctx: &AppContext,
+    req: Request<Bytes>,
+) -> Result<Response<Bytes>, ApiError> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let method = req.method().clone();

@@ -18,8 +18,8 @@ use flowchat_api::{AppContext, ClientIp, MAX_REQUEST_BYTES};
 use flowchat_domain::JobId;
 use flowchat_domain::config::Config;
 use flowchat_domain::model::JobPayload;
-use flowchat_drain::{Drain, DrainOptions};
-use flowchat_knowledge::{ChunkSettings, KnowledgeIndex, SqliteIndex};
+use flowchat_drain::Drain;
+use flowchat_knowledge::{KnowledgeIndex, SqliteIndex};
 use flowchat_store::NewJob;
 use http::{Method, header};
 use tokio::sync::watch;
@@ -33,7 +33,8 @@ pub struct ServerOptions {
     pub port: u16,
     /// The built web app (`web/dist`); `None` serves the built-in page.
     pub web_dir: Option<PathBuf>,
-    /// Drain jobs processed at once.
+    /// Drain jobs processed at once; 0 runs no drain in the process (jobs
+    /// wait for a separate `flowchat-drain`), after the start-up indexing.
     pub drain_concurrency: u32,
     /// Variables read before the process environment (the store's
     /// credentials); lets tests run several servers in one process.
@@ -77,30 +78,24 @@ pub async fn start(config: Config, options: ServerOptions) -> anyhow::Result<Run
         )
     })?;
     let knowledge_path = flowchat_native::knowledge_path(&config);
-    let drain_settings = config.drain;
-    let top_k = config.retrieval_top_k as usize;
 
     let overrides = options.env_overrides.clone();
-    let api = flowchat_native::boot_api(config, |name| {
+    let lookup = move |name: &str| {
         overrides
             .get(name)
             .cloned()
             .or_else(|| flowchat_native::env_var(name))
-    })
-    .await?;
-    let index: Arc<dyn KnowledgeIndex> = Arc::new(SqliteIndex::open(&knowledge_path)?);
-    let drain = Drain::new(
-        api.store.clone(),
-        index,
-        DrainOptions {
-            worker_id: format!("devserver-{}", std::process::id()),
-            settings: drain_settings,
-            documents_path: documents_path.clone(),
-            chunking: ChunkSettings::default(),
-            top_k,
-            concurrency: options.drain_concurrency.max(1),
-        },
+    };
+    let answerer = flowchat_drain::boot::answerer(&config, &lookup)?;
+    let drain_options = flowchat_drain::boot::options(
+        &config,
+        format!("devserver-{}", std::process::id()),
+        options.drain_concurrency,
+        answerer,
     );
+    let api = flowchat_native::boot_api(config, &lookup).await?;
+    let index: Arc<dyn KnowledgeIndex> = Arc::new(SqliteIndex::open(&knowledge_path)?);
+    let drain = Drain::new(api.store.clone(), index, drain_options);
 
     // Index the shared folder before serving, so the first question can be
     // answered from it.
@@ -117,7 +112,12 @@ pub async fn start(config: Config, options: ServerOptions) -> anyhow::Result<Run
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let wake_drain = drain.waker();
-    let drain_task = tokio::spawn(drain.run(shutdown_rx.clone()));
+    // With concurrency 0 the jobs wait for a separate `flowchat-drain`.
+    let drain_task = if options.drain_concurrency == 0 {
+        tokio::spawn(async {})
+    } else {
+        tokio::spawn(drain.run(shutdown_rx.clone()))
+    };
 
     let state = Arc::new(AppState { api, wake_drain });
     let app = router(state, options.web_dir.as_deref());
@@ -187,9 +187,17 @@ async fn api_handler(
     };
     parts.extensions.insert(ClientIp(peer.ip().to_string()));
     let is_write = parts.method == Method::POST;
-    let response = flowchat_api::handle(&state.api, http::Request::from_parts(parts, bytes)).await;
+    let response = flowchat_api::respond(&state.api, http::Request::from_parts(parts, bytes)).await;
     if is_write && response.status().is_success() {
         state.wake_drain.notify_one();
     }
-    response.map(Body::from).into_response()
+    response
+        .map(|body| match body {
+            flowchat_api::Body::Full(bytes) => Body::from(bytes),
+            flowchat_api::Body::Events(stream) => {
+                use futures_util::StreamExt;
+                Body::from_stream(stream.map(Ok::<_, std::convert::Infallible>))
+            }
+        })
+        .into_response()
 }

@@ -26,7 +26,8 @@ struct Args {
     /// The built web app to serve [default: web/dist if it exists, else a built-in page].
     #[arg(long)]
     web_dir: Option<PathBuf>,
-    /// Drain jobs processed at once.
+    /// Drain jobs processed at once; 0 leaves the queue to a separate
+    /// `flowchat-drain` process.
     #[arg(long, default_value_t = 2)]
     drain_concurrency: u32,
 }

@@ -40,6 +40,20 @@ pub struct RecordTtls {
 pub enum LlmProvider {
     /// No language model: answers quote the most relevant passages.
     Extractive,
+    /// CI&T Flow (client-credentials token exchange, OpenAI-shaped calls).
+    Flow,
+    /// Any OpenAI-compatible endpoint (`OPENAI_BASE_URL`).
+    OpenAi,
+}
+
+impl LlmProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LlmProvider::Extractive => "extractive",
+            LlmProvider::Flow => "flow",
+            LlmProvider::OpenAi => "openai",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +101,23 @@ pub struct DrainSettings {
     pub retry_base_secs: u32,
     /// Upper bound on a retry delay.
     pub retry_max_secs: u32,
+    /// Longest gap between two writes of streamed partial text to the job.
+    pub partial_flush_ms: u32,
+    /// After SIGTERM/SIGINT, how long in-flight jobs may run before they are
+    /// released for another drain.
+    pub shutdown_grace_secs: u32,
+}
+
+/// How generated answers are prompted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptConfig {
+    /// `SYSTEM_PROMPT`: the operator's instructions, inline.
+    pub system_prompt: Option<String>,
+    /// `SYSTEM_PROMPT_FILE`: a file holding them (read by the drain at
+    /// start-up; the inline value wins when both are set).
+    pub system_prompt_file: Option<String>,
+    /// Earlier messages of the conversation sent along with a question.
+    pub history_turns: u32,
 }
 
 /// An operator credential compared in constant time; never printed.
@@ -139,6 +170,7 @@ pub struct Config {
     pub sync_chat_timeout_secs: u32,
     /// How many passages retrieval returns for an answer.
     pub retrieval_top_k: u32,
+    pub prompt: PromptConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -269,18 +301,19 @@ impl Config {
             ip_writes_per_minute: parse_number(&get, "RATE_LIMIT_IP_PER_MINUTE", 60, 1, 1_000_000)?,
         };
 
+        // Flow credentials alone switch generation on: an operator who set
+        // them expects the model to answer, not quotes.
         let llm_provider = match get("LLM_PROVIDER").as_deref() {
-            None | Some("extractive") => LlmProvider::Extractive,
-            Some(p @ ("flow" | "openai")) => {
-                return Err(err(
-                    "LLM_PROVIDER",
-                    format!("`{p}` is not supported by this build yet; use `extractive`"),
-                ));
+            None if get("FLOW_CLIENT_ID").is_some() && get("FLOW_CLIENT_SECRET").is_some() => {
+                LlmProvider::Flow
             }
+            None | Some("extractive") => LlmProvider::Extractive,
+            Some("flow") => LlmProvider::Flow,
+            Some("openai") => LlmProvider::OpenAi,
             Some(other) => {
                 return Err(err(
                     "LLM_PROVIDER",
-                    format!("expected `extractive`, got `{other}`"),
+                    format!("expected `flow`, `openai` or `extractive`, got `{other}`"),
                 ));
             }
         };
@@ -303,6 +336,8 @@ impl Config {
             lease_secs: parse_number(&get, "DRAIN_LEASE_SECONDS", 60, 1, 3600)?,
             retry_base_secs: parse_number(&get, "DRAIN_RETRY_BASE_SECONDS", 2, 0, 3600)?,
             retry_max_secs: parse_number(&get, "DRAIN_RETRY_MAX_SECONDS", 300, 0, 86_400)?,
+            partial_flush_ms: parse_number(&get, "PARTIAL_FLUSH_MS", 250, 10, 60_000)?,
+            shutdown_grace_secs: parse_number(&get, "DRAIN_SHUTDOWN_GRACE_SECONDS", 20, 0, 3600)?,
         };
 
         Ok(Config {
@@ -321,6 +356,13 @@ impl Config {
             drain,
             sync_chat_timeout_secs: parse_number(&get, "CHAT_SYNC_TIMEOUT_SECONDS", 25, 1, 300)?,
             retrieval_top_k: parse_number(&get, "RETRIEVAL_TOP_K", 5, 1, 50)?,
+            prompt: PromptConfig {
+                // Multi-line prompts keep their inner whitespace; only the
+                // ends are trimmed (as for every variable).
+                system_prompt: get("SYSTEM_PROMPT"),
+                system_prompt_file: get("SYSTEM_PROMPT_FILE"),
+                history_turns: parse_number(&get, "HISTORY_TURNS", 6, 0, 100)?,
+            },
         })
     }
 }
@@ -421,6 +463,25 @@ mod tests {
         ] {
             assert_eq!(config(&[(var, value)]).unwrap_err().variable, var);
         }
+    }
+
+    #[test]
+    fn flow_credentials_choose_the_flow_provider() {
+        assert_eq!(config(&[]).unwrap().llm_provider, LlmProvider::Extractive);
+        let creds = [("FLOW_CLIENT_ID", "id"), ("FLOW_CLIENT_SECRET", "secret")];
+        assert_eq!(config(&creds).unwrap().llm_provider, LlmProvider::Flow);
+        let only_id = [("FLOW_CLIENT_ID", "id")];
+        assert_eq!(
+            config(&only_id).unwrap().llm_provider,
+            LlmProvider::Extractive
+        );
+        let explicit = [creds[0], creds[1], ("LLM_PROVIDER", "extractive")];
+        assert_eq!(
+            config(&explicit).unwrap().llm_provider,
+            LlmProvider::Extractive
+        );
+        let openai = [("LLM_PROVIDER", "openai")];
+        assert_eq!(config(&openai).unwrap().llm_provider, LlmProvider::OpenAi);
     }
 
     #[test]

@@ -161,6 +161,10 @@ pub struct Job {
     pub result: Option<JobResult>,
     /// The last error, kept while the job is retried and after it failed.
     pub error: Option<String>,
+    /// Answer text streamed so far by the attempt in progress; cleared when
+    /// the attempt ends (the result holds the final text).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub partial: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -177,6 +181,7 @@ impl Job {
             attempts: 0,
             result: None,
             error: None,
+            partial: None,
             created_at: now,
             updated_at: now,
         }

@@ -20,6 +20,8 @@ mod tests {
             lease_secs: 60,
             retry_base_secs: 2,
             retry_max_secs: 10,
+            partial_flush_ms: 250,
+            shutdown_grace_secs: 20,
         };
         assert_eq!(retry_delay_ms(&s, 1), 2_000);
         assert_eq!(retry_delay_ms(&s, 2), 4_000);

@@ -4,9 +4,10 @@
 //! keeps failing. The same code runs in the dev server and the drain binary.
 
 mod backoff;
+pub mod boot;
 mod jobs;
 mod worker;
 
 pub use backoff::retry_delay_ms;
-pub use jobs::JobError;
+pub use jobs::{Answerer, JobError};
 pub use worker::{Drain, DrainOptions, PassOutcome};

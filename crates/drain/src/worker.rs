@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use crate::backoff::retry_delay_ms;
-use crate::jobs::{self, JobEnv, Outcome};
+use crate::jobs::{self, Answerer, JobEnv, JobError, Outcome, Timing};
 
 /// Shortest and longest pause between polls of an idle queue.
 const IDLE_POLL_MIN_MS: u64 = 25;
@@ -27,6 +27,8 @@ pub struct DrainOptions {
     pub documents_path: PathBuf,
     pub chunking: ChunkSettings,
     pub top_k: usize,
+    /// Quoted passages, or a language model.
+    pub answerer: Answerer,
     /// Jobs claimed and processed at once.
     pub concurrency: u32,
 }
@@ -38,6 +40,8 @@ pub struct PassOutcome {
     pub succeeded: u32,
     pub retried: u32,
     pub dead_lettered: u32,
+    /// Given back unfinished at shutdown, for another drain to take.
+    pub released: u32,
 }
 
 impl PassOutcome {
@@ -46,6 +50,7 @@ impl PassOutcome {
         self.succeeded += other.succeeded;
         self.retried += other.retried;
         self.dead_lettered += other.dead_lettered;
+        self.released += other.released;
     }
 }
 
@@ -54,6 +59,9 @@ pub struct Drain {
     index: Arc<dyn KnowledgeIndex>,
     options: DrainOptions,
     wake: Arc<Notify>,
+    /// Turns true when the shutdown grace period is over: jobs still in
+    /// flight stop and release their claims.
+    abort: watch::Sender<bool>,
     last_heartbeat_ms: AtomicI64,
 }
 
@@ -68,6 +76,7 @@ impl Drain {
             index,
             options,
             wake: Arc::new(Notify::new()),
+            abort: watch::channel(false).0,
             last_heartbeat_ms: AtomicI64::new(i64::MIN),
         })
     }
@@ -133,15 +142,28 @@ impl Drain {
         Ok(outcome)
     }
 
-    /// Processes jobs until the queue has nothing claimable or `budget` is spent.
+    /// Processes jobs until the queue has nothing claimable or `budget` is
+    /// spent (the cron job's `--once`). A budget ends claiming, not work:
+    /// jobs already claimed are finished.
     pub async fn run_until_idle(
         self: &Arc<Self>,
         budget: Duration,
     ) -> Result<PassOutcome, StoreError> {
+        let (_never, shutdown) = watch::channel(false);
+        self.run_until_idle_or_shutdown(budget, shutdown).await
+    }
+
+    /// [`Drain::run_until_idle`] that also stops on `shutdown` (see
+    /// [`Drain::run`] for what stopping does to jobs in flight).
+    pub async fn run_until_idle_or_shutdown(
+        self: &Arc<Self>,
+        budget: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<PassOutcome, StoreError> {
         let started = Instant::now();
         let mut total = PassOutcome::default();
-        while started.elapsed() < budget {
-            let pass = self.pass().await?;
+        while started.elapsed() < budget && !*shutdown.borrow() {
+            let pass = self.pass_or_shutdown(&mut shutdown).await?;
             total.add(pass);
             if pass.claimed == 0 {
                 break;
@@ -152,11 +174,15 @@ impl Drain {
 
     /// Runs until `shutdown` turns true: polls with adaptive backoff (at once
     /// while busy, up to 2 s when idle) and wakes early when notified.
+    ///
+    /// On shutdown it claims nothing more; jobs in flight get the grace
+    /// period (`DRAIN_SHUTDOWN_GRACE_SECONDS`) to finish, then are stopped
+    /// and released unprocessed so another drain takes them at once.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut idle_ms = IDLE_POLL_MIN_MS;
         tracing::info!(worker = %self.options.worker_id, "drain started");
         while !*shutdown.borrow() {
-            match self.pass().await {
+            match self.pass_or_shutdown(&mut shutdown).await {
                 Ok(outcome) if outcome.claimed > 0 => {
                     idle_ms = IDLE_POLL_MIN_MS;
                     continue;
@@ -176,6 +202,34 @@ impl Drain {
         tracing::info!(worker = %self.options.worker_id, "drain stopped");
     }
 
+    /// One pass; if `shutdown` fires meanwhile, the jobs in flight get the
+    /// grace period, then are aborted (and release their claims).
+    async fn pass_or_shutdown(
+        self: &Arc<Self>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<PassOutcome, StoreError> {
+        let pass = self.pass();
+        tokio::pin!(pass);
+        if *shutdown.borrow() {
+            return Ok(PassOutcome::default());
+        }
+        tokio::select! {
+            outcome = &mut pass => return outcome,
+            _ = wait_for_true(shutdown) => {}
+        }
+        let grace = Duration::from_secs(self.options.settings.shutdown_grace_secs as u64);
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: claiming nothing more; jobs in flight may finish"
+        );
+        if let Ok(outcome) = tokio::time::timeout(grace, &mut pass).await {
+            return outcome;
+        }
+        tracing::warn!("grace period over: releasing the jobs still in flight");
+        self.abort.send_replace(true);
+        pass.await
+    }
+
     async fn process(&self, claim: ClaimedJob) -> PassOutcome {
         let span = tracing::info_span!(
             "job",
@@ -188,15 +242,22 @@ impl Drain {
             let env = JobEnv {
                 store: self.store.as_ref(),
                 index: self.index.as_ref(),
+                answerer: &self.options.answerer,
                 documents_path: &self.options.documents_path,
                 chunking: &self.options.chunking,
                 top_k: self.options.top_k,
+                partial_flush: Duration::from_millis(self.options.settings.partial_flush_ms as u64),
+                lease: Duration::from_secs(self.options.settings.lease_secs as u64),
             };
-            let result = jobs::run(&env, &claim.job.payload, now()).await;
-            let mut outcome = PassOutcome {
-                claimed: 0,
-                ..PassOutcome::default()
+            let mut timing = Timing::default();
+            let mut abort = self.abort.subscribe();
+            let result = tokio::select! {
+                result = jobs::run(&env, &claim, &mut timing) => result,
+                _ = wait_for_true(&mut abort) => {
+                    return self.release(&claim).await;
+                }
             };
+            let mut outcome = PassOutcome::default();
             let stored = match result {
                 Ok(Outcome::Chat(answer)) => self
                     .store
@@ -212,14 +273,18 @@ impl Drain {
                     .map(|_| {
                         outcome.succeeded = 1;
                     }),
-                Err(error) => {
-                    self.record_failure(&claim, &error.to_string(), &mut outcome)
-                        .await
+                Err(JobError::ClaimLost) => {
+                    tracing::warn!("another drain took this job over; dropping this attempt");
+                    Ok(())
                 }
+                Err(error) => self.record_failure(&claim, &error, &mut outcome).await,
             };
+            let elapsed_ms = started.elapsed().as_millis() as u64;
             match stored {
                 Ok(()) => tracing::info!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    elapsed_ms,
+                    llm_ms = timing.llm_ms,
+                    overhead_ms = elapsed_ms.saturating_sub(timing.llm_ms),
                     succeeded = outcome.succeeded == 1,
                     "job processed"
                 ),
@@ -232,16 +297,36 @@ impl Drain {
         .await
     }
 
+    /// Gives an unfinished job back (shutdown) without counting the attempt.
+    async fn release(&self, claim: &ClaimedJob) -> PassOutcome {
+        match self.store.release(claim, now()).await {
+            Ok(true) => {
+                tracing::info!("job released for another drain");
+                PassOutcome {
+                    released: 1,
+                    ..PassOutcome::default()
+                }
+            }
+            Ok(false) => PassOutcome::default(),
+            Err(e) => {
+                // The lease expires and another drain reclaims it anyway.
+                tracing::error!(error = %e, "could not release the job; its lease will expire");
+                PassOutcome::default()
+            }
+        }
+    }
+
     async fn record_failure(
         &self,
         claim: &ClaimedJob,
-        error: &str,
+        error: &JobError,
         outcome: &mut PassOutcome,
     ) -> Result<(), StoreError> {
         let settings = &self.options.settings;
         let now = now();
-        let retry_at = (claim.job.attempts < settings.max_attempts)
+        let retry_at = (claim.job.attempts < settings.max_attempts && !error.is_permanent())
             .then(|| now.plus_millis(retry_delay_ms(settings, claim.job.attempts)));
+        let error = &error.to_string();
         match self.store.fail_job(claim, error, retry_at, now).await? {
             FailureOutcome::RetryAt(at) => {
                 outcome.retried = 1;
@@ -259,5 +344,12 @@ impl Drain {
             }
         }
         Ok(())
+    }
+}
+
+async fn wait_for_true(flag: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: it can never turn true.
+    if flag.wait_for(|set| *set).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

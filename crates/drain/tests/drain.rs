@@ -8,7 +8,7 @@ use std::time::Duration;
 use flowchat_domain::config::DrainSettings;
 use flowchat_domain::model::{JobPayload, JobStatus, Role};
 use flowchat_domain::{ConversationId, JobId, SessionId};
-use flowchat_drain::{Drain, DrainOptions};
+use flowchat_drain::{Answerer, Drain, DrainOptions};
 use flowchat_knowledge::{ChunkSettings, SqliteIndex};
 use flowchat_store::sqlite::SqliteStore;
 use flowchat_store::{ChatSubmission, ConversationTarget, NewJob, Store, SubmitOutcome};
@@ -29,6 +29,7 @@ fn drain(dir: &Path, documents: &Path, settings: DrainSettings, name: &str) -> A
             documents_path: documents.to_owned(),
             chunking: ChunkSettings::default(),
             top_k: 5,
+            answerer: Answerer::Extractive,
             concurrency: 4,
         },
     )
@@ -40,6 +41,8 @@ fn settings(max_attempts: u32) -> DrainSettings {
         lease_secs: 60,
         retry_base_secs: 0,
         retry_max_secs: 0,
+        partial_flush_ms: 250,
+        shutdown_grace_secs: 20,
     }
 }
 

@@ -46,16 +46,7 @@ pub fn extractive_answer(question: &str, passages: &[Passage]) -> ChatAnswer {
         let n = i as u32 + 1;
         answer.push_str(&format!("> {quote} [{n}]\n\n"));
         sources.push_str(&format!("\n[{n}] {}", source_label(passage)));
-        citations.push(Citation {
-            index: n,
-            document_id: passage.document_id.clone(),
-            source: passage.source.clone(),
-            chunk: passage.chunk,
-            page: passage.page,
-            heading: passage.heading.clone(),
-            score: passage.score,
-            excerpt: quote,
-        });
+        citations.push(citation(n, passage, quote));
     }
     answer.push_str(&sources);
     ChatAnswer {
@@ -63,6 +54,37 @@ pub fn extractive_answer(question: &str, passages: &[Passage]) -> ChatAnswer {
         citations,
         mode: AnswerMode::Extractive,
     }
+}
+
+/// `passage` cited as `[index]`. Shared with generative answers so a reader
+/// sees the same fields whichever way the answer was made.
+pub(crate) fn citation(index: u32, passage: &Passage, excerpt: String) -> Citation {
+    Citation {
+        index,
+        document_id: passage.document_id.clone(),
+        source: passage.source.clone(),
+        chunk: passage.chunk,
+        page: passage.page,
+        heading: passage.heading.clone(),
+        score: passage.score,
+        excerpt,
+    }
+}
+
+/// The excerpt shown under a citation: the passage's sentences that share
+/// the most `terms`, as extractive quotes are picked, so the reader sees the
+/// part that backs the claim. With no shared term it falls back to the
+/// passage's opening rather than leaving the reader nothing to check.
+pub(crate) fn excerpt(terms: &HashSet<String>, text: &str) -> String {
+    if let Some((_, quote)) = best_quote(terms, text) {
+        return quote;
+    }
+    let mut opening = sentences(text).join(" ");
+    if opening.is_empty() {
+        // Only headings or fences: better raw text than an empty excerpt.
+        opening = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
+    truncate(&opening, MAX_QUOTE_CHARS)
 }
 
 /// "guide.md — Guide > Install, page 3": enough to find the passage.

@@ -237,8 +237,22 @@ pub trait Store: Send + Sync {
 
     /// Hands out up to `max_jobs` claimable jobs (queued and due, or running
     /// with an expired lease), oldest first, each to exactly one caller;
-    /// increments their attempts and marks them `running`.
+    /// increments their attempts and marks them `running`. A job taken over
+    /// from an expired lease loses its `partial`: the new attempt starts
+    /// from nothing.
     async fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedJob>, StoreError>;
+
+    /// Records the answer text streamed so far for a running job and extends
+    /// its lease to `lease_until` (a long LLM call must not lose its claim),
+    /// if `claim` still holds the job. Returns false for a stale claim (the
+    /// job was reclaimed, finished or released): the caller should stop work.
+    async fn record_progress(
+        &self,
+        claim: &ClaimedJob,
+        partial: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Stores a chat answer and appends the assistant message, once: a second
     /// completion of the same job changes nothing.

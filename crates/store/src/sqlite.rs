@@ -16,6 +16,8 @@
 //! stopped responding). A claim sets a fresh `lease_id`; only the holder of
 //! the current lease may fail or release the job, while completion is
 //! accepted from any claim (the work is done, and completion is idempotent).
+//! The lease holder may also record progress: the answer text streamed so far
+//! (`partial`, cleared whenever the attempt ends) and a later `lease_until`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -40,7 +42,7 @@ use crate::{
 };
 
 /// The schema version this build creates and understands.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -130,10 +132,16 @@ CREATE TABLE documents (
 CREATE INDEX documents_by_owner ON documents (owner, name);
 "#;
 
+/// v1 → v2: the answer text streamed so far by a running attempt
+/// (`record_progress`); NULL whenever no attempt is in progress.
+const MIGRATION_V2: &str = r#"
+ALTER TABLE jobs ADD COLUMN partial TEXT;
+"#;
+
 /// The `jobs` columns [`RawJob::read`] expects, in order.
 macro_rules! job_columns {
     () => {
-        "id, kind, status, owner, payload, attempts, result, error, created_at, updated_at"
+        "id, kind, status, owner, payload, attempts, result, error, created_at, updated_at, partial"
     };
 }
 
@@ -250,10 +258,15 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     // Another process may be migrating the same file: decide under the write lock.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version = check(user_version(&tx)?)?;
+    // A new file goes through every step, so it ends up exactly like an
+    // upgraded one.
     if version < 1 {
         tx.execute_batch(SCHEMA_V1)?;
     }
-    // Later versions: `if version < 2 { ... }`.
+    if version < 2 {
+        tx.execute_batch(MIGRATION_V2)?;
+    }
+    // Later versions: `if version < 3 { ... }`.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -309,6 +322,7 @@ struct RawJob {
     error: Option<String>,
     created_at: i64,
     updated_at: i64,
+    partial: Option<String>,
 }
 
 impl RawJob {
@@ -325,6 +339,7 @@ impl RawJob {
             error: row.get(first + 7)?,
             created_at: row.get(first + 8)?,
             updated_at: row.get(first + 9)?,
+            partial: row.get(first + 10)?,
         })
     }
 
@@ -341,6 +356,7 @@ impl RawJob {
                 .map(|raw| from_json("job result", raw))
                 .transpose()?,
             error: self.error,
+            partial: self.partial,
             created_at: Timestamp::from_millis(self.created_at),
             updated_at: Timestamp::from_millis(self.updated_at),
             id: JobId::from_trusted(self.id),
@@ -549,7 +565,7 @@ fn claim_row(
             // An unreadable job must not block the queue forever.
             tx.prepare_cached(
                 "UPDATE jobs SET status = 'failed', error = ?2, lease_id = NULL, lease_until = NULL,
-                 updated_at = ?3 WHERE seq = ?1",
+                 partial = NULL, updated_at = ?3 WHERE seq = ?1",
             )?
             .execute(params![seq, format!("the stored job cannot be read: {error}"), now])?;
             return Ok(None);
@@ -562,7 +578,7 @@ fn claim_row(
         );
         tx.prepare_cached(
             "UPDATE jobs SET status = 'failed', error = ?2, lease_id = NULL, lease_until = NULL,
-             updated_at = ?3 WHERE seq = ?1",
+             partial = NULL, updated_at = ?3 WHERE seq = ?1",
         )?
         .execute(params![seq, error, now])?;
         add_dead_letter(tx, &job.id, job.kind.as_str(), job.attempts, &error, now)?;
@@ -572,9 +588,11 @@ fn claim_row(
     job.status = JobStatus::Running;
     job.attempts = job.attempts.saturating_add(1);
     job.updated_at = request.now;
+    // A new attempt starts from nothing, whatever an abandoned one streamed.
+    job.partial = None;
     tx.prepare_cached(
         "UPDATE jobs SET status = 'running', attempts = ?2, lease_id = ?3, lease_until = ?4,
-         worker = ?5, updated_at = ?6 WHERE seq = ?1",
+         worker = ?5, partial = NULL, updated_at = ?6 WHERE seq = ?1",
     )?
     .execute(params![
         seq,
@@ -689,7 +707,7 @@ fn complete_tx(
     }
     tx.prepare_cached(
         "UPDATE jobs SET status = 'succeeded', result = ?2, error = NULL, lease_id = NULL,
-         lease_until = NULL, updated_at = ?3 WHERE id = ?1",
+         lease_until = NULL, partial = NULL, updated_at = ?3 WHERE id = ?1",
     )?
     .execute(params![claim.job.id.as_str(), to_json(&result)?, now_ms])?;
     // A job a claim gave up on can still finish; it is no longer dead.
@@ -774,7 +792,7 @@ fn fail_tx(
             Some(at) => {
                 tx.prepare_cached(
                 "UPDATE jobs SET status = 'queued', available_at = ?2, error = ?3, lease_id = NULL,
-                 lease_until = NULL, updated_at = ?4 WHERE id = ?1",
+                 lease_until = NULL, partial = NULL, updated_at = ?4 WHERE id = ?1",
             )?
             .execute(params![claim.job.id.as_str(), at.as_millis(), error, now_ms])?;
                 FailureOutcome::RetryAt(at)
@@ -782,7 +800,7 @@ fn fail_tx(
             None => {
                 tx.prepare_cached(
                 "UPDATE jobs SET status = 'failed', error = ?2, lease_id = NULL, lease_until = NULL,
-                 updated_at = ?3 WHERE id = ?1",
+                 partial = NULL, updated_at = ?3 WHERE id = ?1",
             )?
             .execute(params![claim.job.id.as_str(), error, now_ms])?;
                 let attempts = to_u32("job attempts", current.attempts)?;
@@ -806,7 +824,7 @@ fn release_tx(
     }
     tx.prepare_cached(
         "UPDATE jobs SET status = 'queued', available_at = ?2, attempts = MAX(attempts - 1, 0),
-         lease_id = NULL, lease_until = NULL, updated_at = ?2 WHERE id = ?1",
+         lease_id = NULL, lease_until = NULL, partial = NULL, updated_at = ?2 WHERE id = ?1",
     )?
     .execute(params![claim.job.id.as_str(), now.as_millis()])?;
     tx.commit()?;
@@ -1046,6 +1064,39 @@ impl Store for SqliteStore {
         self.run(move |conn, _| claim_tx(conn, request)).await
     }
 
+    /// One `UPDATE` guarded by the lease (as `fail_job` and `release` are):
+    /// it changes the row only while the job is running under this claim.
+    /// The new `lease_until` is what claims compare with `now`.
+    async fn record_progress(
+        &self,
+        claim: &ClaimedJob,
+        partial: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (id, lease_id, partial) = (
+            claim.job.id.clone(),
+            claim.lease_id.clone(),
+            partial.to_owned(),
+        );
+        self.run(move |conn, _| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE jobs SET partial = ?3, lease_until = ?4, updated_at = ?5
+                     WHERE id = ?1 AND status = 'running' AND lease_id = ?2",
+                )?
+                .execute(params![
+                    id.as_str(),
+                    lease_id,
+                    partial,
+                    lease_until.as_millis(),
+                    now.as_millis()
+                ])?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
     /// Accepted from any claim of the job, even an expired one: the answer
     /// exists, and a unique index keeps it to one assistant message. If the
     /// conversation was deleted meanwhile the job still succeeds, without a
@@ -1138,8 +1189,8 @@ impl Store for SqliteStore {
             let requeued = tx
                 .prepare_cached(
                     "UPDATE jobs SET status = 'queued', attempts = 0, error = NULL, result = NULL,
-                     available_at = ?2, lease_id = NULL, lease_until = NULL, updated_at = ?2
-                     WHERE id = ?1",
+                     available_at = ?2, lease_id = NULL, lease_until = NULL, partial = NULL,
+                     updated_at = ?2 WHERE id = ?1",
                 )?
                 .execute(params![id.as_str(), now.as_millis()])?;
             // A dead letter whose job is gone is dropped, and reported as not replayed.
@@ -1294,6 +1345,99 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    /// A file written by the first schema (before `jobs.partial`) opens, is
+    /// upgraded in place, keeps its jobs, and supports progress afterwards.
+    #[tokio::test]
+    async fn a_version_1_file_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let queued = JobId::from_random([7; 16]);
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO jobs (id, kind, status, owner, payload, attempts, created_at,
+                 updated_at, available_at)
+                 VALUES (?1, 'ingest', 'queued', NULL, '{\"type\":\"ingest_shared_folder\"}', 0, 5, 5, 5)",
+                [queued.as_str()],
+            )
+            .unwrap();
+        }
+
+        let store = SqliteStore::open(&path).unwrap();
+        {
+            let conn = store.inner.conn.lock().unwrap();
+            assert_eq!(user_version(&conn).unwrap(), 2);
+            let columns: Vec<String> = conn
+                .prepare("SELECT name FROM pragma_table_info('jobs')")
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(columns.iter().any(|c| c == "partial"), "{columns:?}");
+        }
+        let job = store.get_job(&queued).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Queued);
+        assert_eq!(job.partial, None);
+        assert_eq!(job.created_at, Timestamp::from_millis(5));
+
+        let claimed = store
+            .claim(&ClaimRequest {
+                worker: "w".into(),
+                max_jobs: 1,
+                lease_ms: 1000,
+                max_attempts: 3,
+                now: Timestamp::from_millis(10),
+            })
+            .await
+            .unwrap()
+            .pop()
+            .expect("the old job is claimable");
+        assert!(
+            store
+                .record_progress(
+                    &claimed,
+                    "so far",
+                    Timestamp::from_millis(5000),
+                    Timestamp::from_millis(20)
+                )
+                .await
+                .unwrap()
+        );
+        drop(store);
+
+        // Opening the upgraded file again changes nothing.
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            user_version(&again.inner.conn.lock().unwrap()).unwrap(),
+            SCHEMA_VERSION
+        );
+        let job = again.get_job(&queued).await.unwrap().unwrap();
+        assert_eq!(job.partial.as_deref(), Some("so far"));
+        assert_eq!(job.updated_at, Timestamp::from_millis(20));
+    }
+
+    /// The version moves only with its step, in one transaction: a v2 step
+    /// that fails (here: the column is already there, as after a hand edit)
+    /// leaves the file at version 1 and is reported, not half applied.
+    #[test]
+    fn a_failed_migration_keeps_the_old_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch("ALTER TABLE jobs ADD COLUMN partial TEXT")
+                .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        assert!(SqliteStore::open(&path).is_err());
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `P:job:<id>` | hash | the job (`id kind status owner payload attempts result error created_at updated_at`), its queue state (`available_at seq sid lease_id lease_until worker`); TTL [`Ttls::job`], renewed on every change |
+//! | `P:job:<id>` | hash | the job (`id kind status owner payload attempts result error created_at updated_at partial`), its queue state (`available_at seq sid lease_id lease_until worker`); TTL [`Ttls::job`], renewed on every change |
 //! | `P:queue` | stream | one entry `job=<id>` per job not yet delivered, or delivered on its first attempt and not finished; consumer group `drain`, consumers are the claiming workers |
 //! | `P:queue:leases` | sorted set | running jobs (and claims in progress), scored by `lease_until` |
 //! | `P:queue:delayed` | sorted set | queued jobs that were delivered before (retries, releases, replays), scored by `available_at` |
@@ -56,13 +56,20 @@
 //! the job in the delayed set (not back in the stream: a new entry would go
 //! behind newer jobs), from which claims take it when due.
 //!
+//! `record_progress` (`progress.lua`), from the current lease holder only,
+//! stores the streamed text in the job's `partial` field and moves the lease
+//! — the hash's `lease_until` and the job's score in the lease index, the two
+//! things claims judge expiry by — to the new time. Every end of an attempt
+//! (completion, failure, release, dead-lettering, a new lease by `take.lua`)
+//! deletes `partial`.
+//!
 //! # Scripts and round trips
 //!
 //! Every script starts with `#!lua flags=allow-key-locking` and gets every
 //! key it touches in `KEYS` (see `scripts.rs`). One request each: `ping`,
 //! `hit_rate_limits`, `submit_chat`, `enqueue`, `get_job`, `get_conversation`
 //! (MULTI/EXEC), `delete_conversation`, `complete_*`, `fail_job`, `release`,
-//! `dead_letters`, `replay_dead_letter`, `queue_stats`, heartbeats, catalog
+//! `record_progress`, `dead_letters`, `replay_dead_letter`, `queue_stats`, heartbeats, catalog
 //! calls. `list_conversations`: two (ids, then one pipeline of records).
 //! `claim`: one when nothing is claimable, else two (more only when a
 //! candidate turned out not claimable and the batch is not full). Scripts go
@@ -124,7 +131,7 @@ const RATE_COUNTER_SLACK_MS: i64 = 1000;
 const CONVERSATION_PRUNE_SLACK_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The fields of a job hash read back as a [`Job`], in this order (also in `lua/lib.lua`).
-const JOB_FIELDS: [&str; 10] = [
+const JOB_FIELDS: [&str; 11] = [
     "id",
     "kind",
     "status",
@@ -135,6 +142,7 @@ const JOB_FIELDS: [&str; 10] = [
     "error",
     "created_at",
     "updated_at",
+    "partial",
 ];
 
 /// How long records live in Redis.
@@ -652,6 +660,7 @@ fn parse_job(fields: Vec<Value>) -> Result<Job, StoreError> {
     let error = optional_text(next(), "job error")?;
     let created_at = integer(next(), "job created_at")?;
     let updated_at = integer(next(), "job updated_at")?;
+    let partial = optional_text(next(), "job partial")?;
     Ok(Job {
         id: JobId::from_trusted(id),
         kind: JobKind::parse(&kind)
@@ -666,6 +675,7 @@ fn parse_job(fields: Vec<Value>) -> Result<Job, StoreError> {
             .map(|raw| from_json("job result", raw))
             .transpose()?,
         error,
+        partial,
         created_at: Timestamp::from_millis(created_at),
         updated_at: Timestamp::from_millis(updated_at),
     })
@@ -1198,6 +1208,35 @@ impl Store for UpstashStore {
         now: Timestamp,
     ) -> Result<Completion, StoreError> {
         self.complete(claim, result, None, now).await
+    }
+
+    /// One script, from the current lease holder only: `partial`,
+    /// `updated_at` and the lease (hash and lease index) in one step.
+    async fn record_progress(
+        &self,
+        claim: &ClaimedJob,
+        partial: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let id = &claim.job.id;
+        let reply = self
+            .eval(
+                &scripts::PROGRESS,
+                vec![self.keys.job(id.as_str()), self.keys.leases()],
+                vec![
+                    Arg::from(id.as_str()),
+                    Arg::from(&claim.lease_id),
+                    Arg::from(partial),
+                    Arg::from(lease_until.as_millis()),
+                    Arg::from(now.as_millis()),
+                    Arg::from(self.job_ttl()),
+                ],
+                // Safe to repeat: the same fields set to the same values.
+                true,
+            )
+            .await?;
+        Ok(count(reply, "progress")? == 1)
     }
 
     /// Only the current lease holder of a running job may fail it.

@@ -662,3 +662,89 @@ async fn a_due_retry_goes_before_newer_jobs() {
         ]
     );
 }
+
+/// `record_progress` is one request and one command (the script), and it
+/// moves the job's score in the lease index with its `lease_until`, so
+/// `queue_stats` and reserving agree with the job record.
+#[tokio::test]
+async fn record_progress_is_one_request_and_moves_the_lease_index() {
+    let env = TestGateway::start().await.expect("a gateway of its own");
+    let namespace = random_namespace();
+    let store = UpstashStore::new(client(&env.url(), env.token()), &namespace, Ttls::default());
+    store.load_scripts().await.expect("load_scripts");
+    let job = store
+        .enqueue(NewJob {
+            id: JobId::from_random(ids(1)),
+            owner: None,
+            payload: JobPayload::IngestSharedFolder,
+            now: at(0),
+        })
+        .await
+        .expect("enqueue");
+    let claimed = store
+        .claim(&ClaimRequest {
+            worker: "w".into(),
+            max_jobs: 1,
+            lease_ms: 1000,
+            max_attempts: 3,
+            now: at(1),
+        })
+        .await
+        .expect("claim")
+        .pop()
+        .expect("claimed");
+
+    let (sent, stats) = (store.client().requests_sent(), env.stats());
+    assert!(
+        store
+            .record_progress(&claimed, "so far", at(90_000), at(2))
+            .await
+            .expect("record_progress")
+    );
+    assert_eq!(store.client().requests_sent() - sent, 1, "one request");
+    let now = env.stats();
+    assert_eq!(now.requests - stats.requests, 1);
+    assert_eq!(now.commands - stats.commands, 1, "one command: the script");
+
+    let leases = raw(
+        &env,
+        Command::new("ZRANGE")
+            .arg(format!("fc:{namespace}:queue:leases"))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES"),
+    )
+    .await
+    .into_array()
+    .unwrap();
+    assert_eq!(leases.len(), 2, "{leases:?}");
+    assert!(
+        leases[0].as_str().unwrap().ends_with(job.id.as_str()),
+        "{leases:?}"
+    );
+    assert_eq!(leases[1].as_f64(), Some(at(90_000).as_millis() as f64));
+    let key = format!("fc:{namespace}:job:{}", job.id);
+    let fields = raw(
+        &env,
+        Command::new("HMGET")
+            .arg(&key)
+            .arg("partial")
+            .arg("lease_until"),
+    )
+    .await
+    .into_array()
+    .unwrap();
+    assert_eq!(fields[0].as_str(), Some("so far"));
+    assert_eq!(
+        fields[1].as_str(),
+        Some(at(90_000).as_millis().to_string().as_str())
+    );
+
+    // Completion deletes the field rather than leaving an empty one.
+    store
+        .complete_job(&claimed, &JobResult::Ingest(IngestReport::default()), at(3))
+        .await
+        .expect("complete_job");
+    let exists = raw(&env, Command::new("HEXISTS").arg(&key).arg("partial")).await;
+    assert_eq!(exists.as_i64(), Some(0));
+}

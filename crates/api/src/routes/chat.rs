@@ -117,16 +117,17 @@ pub(crate) async fn submit(
     Ok(response)
 }
 
-/// Polls the job until its status differs from `seen` or `deadline` passes.
+/// Polls the job until its status or streamed partial text changes, or
+/// `deadline` passes.
 /// Starts fast (most extractive answers take milliseconds) and backs off.
 async fn wait_for_change(
     ctx: &AppContext,
     mut job: Job,
     deadline: Timestamp,
 ) -> Result<Job, ApiError> {
-    let seen = job.status;
+    let seen = (job.status, job.partial.clone());
     let mut interval_ms = 5;
-    while job.status == seen && !job.status.is_finished() {
+    while (job.status, &job.partial) == (seen.0, &seen.1) && !job.status.is_finished() {
         let remaining = deadline.millis_since(ctx.platform.now());
         if remaining <= 0 {
             break;
@@ -166,6 +167,9 @@ pub(crate) fn job_view(job: &Job) -> Value {
         None => {
             view["answer"] = Value::Null;
             view["citations"] = json!([]);
+            if let Some(partial) = &job.partial {
+                view["partial"] = json!(partial);
+            }
         }
     }
     view

@@ -68,6 +68,12 @@ pub(crate) async fn ready(ctx: &AppContext) -> Result<Response<Bytes>, ApiError>
             "mode": "extractive",
             "detail": "no language model is configured; answers quote the documents",
         }),
+        provider => json!({
+            "status": "ok",
+            "mode": "generative",
+            "provider": provider.as_str(),
+            "detail": "the drain generates answers; its own start-up checks the credentials",
+        }),
     };
 
     let ready = ping.is_ok();

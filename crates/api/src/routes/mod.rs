@@ -1,5 +1,6 @@
 pub(crate) mod chat;
 pub(crate) mod conversations;
 pub(crate) mod documents;
+pub(crate) mod events;
 pub(crate) mod health;
 pub(crate) mod session;

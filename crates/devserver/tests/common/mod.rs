@@ -17,6 +17,8 @@ pub struct TestApp {
     pub server: Option<RunningServer>,
     pub url: String,
     pub docs: PathBuf,
+    /// Every variable the server was started with.
+    pub vars: HashMap<String, String>,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -24,6 +26,7 @@ pub struct TestApp {
 pub struct Builder {
     vars: HashMap<String, String>,
     documents: Vec<(String, String)>,
+    drain_concurrency: u32,
 }
 
 impl Builder {
@@ -34,6 +37,23 @@ impl Builder {
 
     pub fn document(mut self, name: &str, text: &str) -> Self {
         self.documents.push((name.to_owned(), text.to_owned()));
+        self
+    }
+
+    /// 0 runs no drain in the server (a separate `flowchat-drain` does the work).
+    pub fn drain_concurrency(mut self, n: u32) -> Self {
+        self.drain_concurrency = n;
+        self
+    }
+
+    /// Points the drain at a fake Flow server, with quick client retries.
+    pub fn flow(mut self, fake: &flowchat_fake_flow::FakeFlow) -> Self {
+        for (k, v) in fake.env() {
+            self.vars.insert(k.to_owned(), v);
+        }
+        self.vars
+            .entry("LLM_RETRY_BASE_MS".into())
+            .or_insert("10".into());
         self
     }
 
@@ -66,12 +86,13 @@ impl Builder {
                 host: "127.0.0.1".into(),
                 port: 0,
                 web_dir: None,
-                drain_concurrency: 2,
+                drain_concurrency: self.drain_concurrency,
                 env_overrides: vars.clone(),
             },
         )
         .await?;
         Ok(TestApp {
+            vars,
             url: server.url(),
             server: Some(server),
             docs,
@@ -103,6 +124,7 @@ pub fn app() -> Builder {
             ("policy.md".into(), POLICY.into()),
             ("expenses.txt".into(), EXPENSES.into()),
         ],
+        drain_concurrency: 2,
     }
 }
 
@@ -169,7 +191,8 @@ impl TestApp {
     }
 
     pub async fn wait_job(&self, token: &str, job_id: &str) -> Value {
-        for _ in 0..20 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        while std::time::Instant::now() < deadline {
             let r = self
                 .get(&format!("/api/chat/{job_id}?wait=5"), Some(token))
                 .await;

@@ -40,6 +40,7 @@ pub(crate) static TAKE: LazyLock<Script> = script!("take.lua");
 pub(crate) static FAIL: LazyLock<Script> = script!("fail.lua");
 pub(crate) static RELEASE: LazyLock<Script> = script!("release.lua");
 pub(crate) static COMPLETE: LazyLock<Script> = script!("complete.lua");
+pub(crate) static PROGRESS: LazyLock<Script> = script!("progress.lua");
 pub(crate) static REPLAY: LazyLock<Script> = script!("replay.lua");
 pub(crate) static QUEUE_STATS: LazyLock<Script> = script!("queue_stats.lua");
 pub(crate) static DEAD_LETTERS: LazyLock<Script> = script!("dead_letters.lua");
@@ -66,7 +67,7 @@ pub(crate) static RATE_PROBE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Every script, for [`super::UpstashStore::load_scripts`].
-pub(crate) fn all() -> [&'static Script; 15] {
+pub(crate) fn all() -> [&'static Script; 16] {
     [
         &SUBMIT_CHAT,
         &HIT_RATE_LIMITS,
@@ -76,6 +77,7 @@ pub(crate) fn all() -> [&'static Script; 15] {
         &FAIL,
         &RELEASE,
         &COMPLETE,
+        &PROGRESS,
         &REPLAY,
         &QUEUE_STATS,
         &DEAD_LETTERS,

@@ -20,7 +20,7 @@ if h[1] == 'succeeded' then
 end
 local member = member_of(h[2] or '', id)
 redis.call('HSET', k_job, 'status', 'succeeded', 'result', result, 'updated_at', now, 'sid', '')
-redis.call('HDEL', k_job, 'error', 'lease_id', 'lease_until')
+redis.call('HDEL', k_job, 'error', 'lease_id', 'lease_until', 'partial')
 redis.call('ZREM', k_leases, member)
 redis.call('ZREM', k_delayed, member)
 drop_entry(k_stream, group, h[3])

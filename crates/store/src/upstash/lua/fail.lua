@@ -16,7 +16,7 @@ end
 local member = member_of(h[3] or '', id)
 redis.call('ZREM', k_leases, member)
 drop_entry(k_stream, group, h[4])
-redis.call('HDEL', k_job, 'lease_id', 'lease_until')
+redis.call('HDEL', k_job, 'lease_id', 'lease_until', 'partial')
 redis.call('PEXPIRE', k_job, job_ttl)
 if retry_at ~= '' then
   redis.call('HSET', k_job, 'status', 'queued', 'available_at', retry_at, 'error', err,

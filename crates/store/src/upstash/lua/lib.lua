@@ -126,7 +126,7 @@ end
 
 -- The fields a job is read back with, in the order Rust expects.
 local JOB_FIELDS = {'id', 'kind', 'status', 'owner', 'payload', 'attempts', 'result',
-  'error', 'created_at', 'updated_at'}
+  'error', 'created_at', 'updated_at', 'partial'}
 
 local function read_job(k_job)
   return redis.call('HMGET', k_job, unpack(JOB_FIELDS))

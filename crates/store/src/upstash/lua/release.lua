@@ -14,7 +14,7 @@ local attempts = (tonumber(h[5]) or 0) - 1
 if attempts < 0 then attempts = 0 end
 redis.call('ZREM', k_leases, member)
 drop_entry(k_stream, group, h[4])
-redis.call('HDEL', k_job, 'lease_id', 'lease_until')
+redis.call('HDEL', k_job, 'lease_id', 'lease_until', 'partial')
 redis.call('HSET', k_job, 'status', 'queued', 'available_at', now, 'attempts', attempts,
   'updated_at', now, 'sid', '')
 redis.call('ZADD', k_delayed, now, member)

@@ -13,7 +13,7 @@ if redis.call('EXISTS', k_job) == 0 then
   return 0
 end
 local member = member_of(redis.call('HGET', k_job, 'seq') or '', id)
-redis.call('HDEL', k_job, 'error', 'result', 'lease_id', 'lease_until')
+redis.call('HDEL', k_job, 'error', 'result', 'lease_id', 'lease_until', 'partial')
 redis.call('HSET', k_job, 'status', 'queued', 'attempts', 0, 'available_at', now,
   'updated_at', now, 'sid', '')
 redis.call('ZREM', k_leases, member)

@@ -44,7 +44,7 @@ elseif status == 'running' then
     local err = 'the drain processing this job stopped responding (its lease expired) on attempt '
       .. attempts .. ' of ' .. max_attempts .. '; giving up'
     redis.call('HSET', k_job, 'status', 'failed', 'error', err, 'updated_at', now, 'sid', '')
-    redis.call('HDEL', k_job, 'lease_id', 'lease_until')
+    redis.call('HDEL', k_job, 'lease_id', 'lease_until', 'partial')
     forget()
     drop_entry(k_stream, group, sid)
     dead_letter(k_dead, k_dead_index, id, h[6] or '', attempts, err, now)
@@ -62,6 +62,8 @@ local lease_id = 'L' .. redis.call('INCR', k_lease_seq)
 redis.call('HINCRBY', k_job, 'attempts', 1)
 redis.call('HSET', k_job, 'status', 'running', 'lease_id', lease_id, 'lease_until', lease_until,
   'worker', worker, 'updated_at', now)
+-- A new attempt starts from nothing, whatever an abandoned one streamed.
+redis.call('HDEL', k_job, 'partial')
 redis.call('ZREM', k_delayed, member)
 redis.call('ZADD', k_leases, lease_until, member)
 if sid ~= '' then

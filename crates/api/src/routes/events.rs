@@ -1,0 +1,199 @@
+//! `GET /api/chat/{id}/events`: the job as Server-Sent Events — partial
+//! answer text while the drain streams it, then the final answer with its
+//! citations (or the failure). It follows the job record in the store, so any
+//! function instance can serve it, whichever drain does the work.
+//!
+//! Each connection lasts at most [`STREAM_SECS`] (under function time
+//! limits); a client that has not seen `answer` or `failed` reconnects and
+//! receives the current state again (`partial` always carries the whole text
+//! so far, so nothing depends on what a previous connection delivered).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flowchat_domain::model::{Job, JobStatus};
+use flowchat_domain::{JobId, Timestamp};
+use flowchat_store::Store;
+use futures_util::stream;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::auth::{is_admin, require_session};
+use crate::context::{AppContext, Platform};
+use crate::error::ApiError;
+use crate::response::{Body, EventStream};
+use crate::routes::chat::job_view;
+
+/// How long one connection follows the job before the client must reconnect.
+pub(crate) const STREAM_SECS: i64 = 25;
+/// Polling the store: quick at first, then at most this often.
+const POLL_MAX_MS: u64 = 250;
+/// A comment line this often keeps proxies from closing a quiet stream.
+const KEEP_ALIVE_MS: i64 = 10_000;
+
+pub(crate) async fn open(
+    ctx: &AppContext,
+    req: &Request<Bytes>,
+    raw_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let owner = if is_admin(ctx, req) {
+        None
+    } else {
+        Some(require_session(ctx, req)?.session_id)
+    };
+    let id = JobId::parse(raw_id, "job_id")?;
+    let not_found = || ApiError::NotFound("no such job".to_owned());
+    let job = ctx.store.get_job(&id).await?.ok_or_else(not_found)?;
+    if let Some(owner) = &owner
+        && job.owner.as_ref() != Some(owner)
+    {
+        return Err(not_found());
+    }
+
+    let follower = Follower {
+        store: ctx.store.clone(),
+        platform: ctx.platform.clone(),
+        id,
+        deadline: ctx.platform.now().plus_secs(STREAM_SECS),
+        sent: Sent::default(),
+        pending: Some(job),
+        opened: false,
+        finished: false,
+        poll_ms: 5,
+        last_write: ctx.platform.now(),
+    };
+    let mut response = Response::new(Body::Events(events(follower)));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Tells nginx-style proxies not to buffer the stream.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// What this connection has already told the client.
+#[derive(Default)]
+struct Sent {
+    status: Option<JobStatus>,
+    attempts: u32,
+    partial: Option<String>,
+}
+
+struct Follower {
+    store: Arc<dyn Store>,
+    platform: Arc<dyn Platform>,
+    id: JobId,
+    deadline: Timestamp,
+    sent: Sent,
+    /// The job read before the stream started, described first.
+    pending: Option<Job>,
+    opened: bool,
+    finished: bool,
+    poll_ms: u64,
+    last_write: Timestamp,
+}
+
+impl Follower {
+    /// The next bytes to send, or `None` to end the stream.
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.finished {
+            return None;
+        }
+        if !self.opened {
+            self.opened = true;
+            return Some(Bytes::from_static(b"retry: 1000\n\n"));
+        }
+        loop {
+            let job = match self.pending.take() {
+                Some(job) => job,
+                None => {
+                    let now = self.platform.now();
+                    let remaining = self.deadline.millis_since(now);
+                    if remaining <= 0 {
+                        return None;
+                    }
+                    if now.millis_since(self.last_write) >= KEEP_ALIVE_MS {
+                        self.last_write = now;
+                        return Some(Bytes::from_static(b": keep-alive\n\n"));
+                    }
+                    self.platform
+                        .sleep_ms(self.poll_ms.min(remaining as u64))
+                        .await;
+                    self.poll_ms = (self.poll_ms * 2).min(POLL_MAX_MS);
+                    match self.store.get_job(&self.id).await {
+                        Ok(Some(job)) => job,
+                        Ok(None) => {
+                            self.finished = true;
+                            return Some(event("gone", &json!({"detail": "the job has expired"})));
+                        }
+                        Err(error) => {
+                            // The client reconnects (retry: 1000) and resumes.
+                            tracing::warn!(%error, "event stream: the store is unavailable");
+                            self.finished = true;
+                            return Some(event(
+                                "unavailable",
+                                &json!({"detail": "the store is unavailable; reconnect to continue"}),
+                            ));
+                        }
+                    }
+                }
+            };
+            let out = self.describe_changes(&job);
+            if !out.is_empty() {
+                self.last_write = self.platform.now();
+                self.poll_ms = 5;
+                return Some(Bytes::from(out));
+            }
+        }
+    }
+
+    /// Events for whatever changed since the last look; marks the stream
+    /// finished once the job is.
+    fn describe_changes(&mut self, job: &Job) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.sent.status != Some(job.status) || self.sent.attempts != job.attempts {
+            self.sent.status = Some(job.status);
+            self.sent.attempts = job.attempts;
+            out.extend(event(
+                "status",
+                &json!({"status": job.status, "attempts": job.attempts, "error": job.error}),
+            ));
+        }
+        match job.status {
+            JobStatus::Succeeded => {
+                out.extend(event("answer", &job_view(job)));
+                self.finished = true;
+            }
+            JobStatus::Failed => {
+                out.extend(event("failed", &job_view(job)));
+                self.finished = true;
+            }
+            JobStatus::Queued | JobStatus::Running => {
+                // A retried attempt starts over: an empty `partial` tells the
+                // client to clear what the failed attempt had streamed.
+                let partial = job.partial.clone().unwrap_or_default();
+                if self.sent.partial.as_deref().unwrap_or_default() != partial {
+                    out.extend(event("partial", &json!({"text": partial})));
+                    self.sent.partial = Some(partial);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn event(name: &str, data: &Value) -> Bytes {
+    // JSON never contains a raw newline, so one `data:` line carries it.
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+fn events(follower: Follower) -> EventStream {
+    Box::pin(stream::unfold(follower, |mut follower| async move {
+        let bytes = follower.next().await?;
+        Some((bytes, follower))
+    }))
+}
