@@ -113,6 +113,30 @@ async fn function_binaries_answer_over_http() {
     assert_eq!(job["job_id"], job_id.as_str());
     assert_eq!(job["status"], "queued", "no drain runs in this test");
 
+    // The event stream is streamed: the first events arrive while the job
+    // is still waiting, long before the connection's 25 s are up.
+    let events = start(env!("CARGO_BIN_EXE_chat_id_events"), dir.path()).await;
+    let mut r = client
+        .get(format!("{}/api/chat/[id]/events?id={job_id}", events.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut received = String::new();
+    while !received.contains("event: status") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), r.chunk())
+            .await
+            .expect("events arrive before the stream ends")
+            .unwrap()
+            .expect("the stream is still open");
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(received.starts_with("retry: 1000"), "{received}");
+    assert!(received.contains(r#""status":"queued""#), "{received}");
+    drop(r);
+
     // Bodies over the limit are refused before they are read in full.
     let r = client
         .post(format!("{}/api/chat", chat.url))

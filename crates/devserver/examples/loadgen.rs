@@ -1,8 +1,10 @@
 //! Load script for docs/benchmarks.md (driven by `scripts/bench`).
 //!
 //! - `submit URL CONCURRENCY SECONDS`: chat submissions per second.
-//! - `latency URL COUNT`: time from `POST /api/chat` to a finished answer
-//!   followed with `GET /api/chat/{id}?wait=`, one question at a time.
+//! - `latency URL COUNT [MAX_GAP_MS]`: time from `POST /api/chat` to a
+//!   finished answer followed with `GET /api/chat/{id}?wait=`, one question
+//!   at a time; with a gap, a pseudo-random pause of up to MAX_GAP_MS before
+//!   each question (a drain that polls then finds the queue idle).
 //! - `drain-wait URL`: wait for the queue to empty, report answers per second.
 //! - `cold-start BINARY RUNS`: start a function binary, time until its
 //!   first answer to `GET /api/health/ping`.
@@ -117,14 +119,19 @@ async fn submit(url: String, concurrency: usize, seconds: u64) {
     );
 }
 
-async fn latency(url: String, count: usize) {
+async fn latency(url: String, count: usize, max_gap_ms: u64) {
     let client = reqwest::Client::new();
     let token = session(&client, &url, "latency").await;
     let mut samples = Vec::with_capacity(count);
     let budget = Instant::now() + Duration::from_secs(300);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..count {
         if Instant::now() > budget {
             break;
+        }
+        if max_gap_ms > 0 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            tokio::time::sleep(Duration::from_millis((seed >> 33) % max_gap_ms)).await;
         }
         let started = Instant::now();
         let r: Value = client
@@ -252,11 +259,18 @@ async fn main() {
             )
             .await
         }
-        "latency" => latency(arg(1), arg(2).parse().unwrap_or(200)).await,
+        "latency" => {
+            latency(
+                arg(1),
+                arg(2).parse().unwrap_or(200),
+                arg(3).parse().unwrap_or(0),
+            )
+            .await
+        }
         "drain-wait" => drain_wait(arg(1)).await,
         "cold-start" => cold_start(arg(1), arg(2).parse().unwrap_or(30)).await,
         _ => eprintln!(
-            "usage: loadgen submit URL CONCURRENCY SECONDS | latency URL COUNT | cold-start BINARY RUNS"
+            "usage: loadgen submit URL CONCURRENCY SECONDS | latency URL COUNT [MAX_GAP_MS] | drain-wait URL | cold-start BINARY RUNS"
         ),
     }
 }

@@ -77,7 +77,7 @@ pub(crate) struct JobEnv<'a> {
 /// Time spent waiting for the language model, reported for the job's log.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Timing {
-    pub llm_ms: u64,
+    pub llm: Duration,
 }
 
 pub(crate) async fn run(
@@ -204,7 +204,7 @@ async fn generate(
         result = call => result.map_err(JobError::from),
         lost = flusher => Err(lost),
     };
-    timing.llm_ms = started.elapsed().as_millis() as u64;
+    timing.llm = started.elapsed();
     let completion = result?;
     tracing::info!(
         operation_id = %completion.operation_id,

@@ -239,6 +239,8 @@ impl Drain {
         );
         async move {
             let started = Instant::now();
+            // From submission to this claim (for a retry, includes its delay).
+            let waited_ms = now().millis_since(claim.job.created_at);
             let env = JobEnv {
                 store: self.store.as_ref(),
                 index: self.index.as_ref(),
@@ -279,12 +281,15 @@ impl Drain {
                 }
                 Err(error) => self.record_failure(&claim, &error, &mut outcome).await,
             };
-            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let elapsed = started.elapsed();
+            let ms = |d: Duration| (d.as_secs_f64() * 100_000.0).round() / 100.0;
             match stored {
                 Ok(()) => tracing::info!(
-                    elapsed_ms,
-                    llm_ms = timing.llm_ms,
-                    overhead_ms = elapsed_ms.saturating_sub(timing.llm_ms),
+                    waited_ms,
+                    elapsed_ms = ms(elapsed),
+                    llm_ms = ms(timing.llm),
+                    // The drain's own cost: retrieval, prompt, store writes.
+                    overhead_ms = ms(elapsed.saturating_sub(timing.llm)),
                     succeeded = outcome.succeeded == 1,
                     "job processed"
                 ),

@@ -87,24 +87,35 @@ impl<B: Backend> Engine<B> {
         )
     }
 
+    /// Runs `attempt` until it succeeds or the policy gives up; returns the
+    /// outcome and the number of tries. Streaming keeps its own loop because
+    /// it must also tell its reader to start over.
+    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> (Result<T, LlmError>, u32)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let mut retrier = Retrier::new(&self.core.http);
+        loop {
+            retrier.start_try();
+            match attempt().await {
+                Ok(value) => return (Ok(value), retrier.tries()),
+                Err(failure) => match retrier.plan(failure, &self.backend).await {
+                    Ok(delay) => tokio::time::sleep(delay).await,
+                    Err(error) => return (Err(error), retrier.tries()),
+                },
+            }
+        }
+    }
+
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatCompletion, LlmError> {
         let id = operation_id();
         let body = self.chat_body(request, false);
         async {
             let started = Instant::now();
-            let mut retrier = Retrier::new(&self.core.http);
-            let result = loop {
-                retrier.start_try();
-                match self.try_chat(&body, &id).await {
-                    Ok(parsed) => break Ok(parsed),
-                    Err(failure) => match retrier.plan(failure, &self.backend).await {
-                        Ok(delay) => tokio::time::sleep(delay).await,
-                        Err(error) => break Err(error),
-                    },
-                }
-            };
-            let result = result.map(|p| self.completion(p, &id, retrier.tries()));
-            log_outcome(&result, retrier.tries(), started);
+            let (result, tries) = self.retrying(|| self.try_chat(&body, &id)).await;
+            let result = result.map(|p| self.completion(p, &id, tries));
+            log_outcome(&result, tries, started);
             result
         }
         .instrument(self.span(Operation::Chat, &id))
@@ -280,27 +291,17 @@ impl<B: Backend> Engine<B> {
         let id = operation_id();
         async {
             let started = Instant::now();
-            let mut retrier = Retrier::new(&self.core.http);
-            let result = loop {
-                retrier.start_try();
-                match self.try_embed(batch, &id).await {
-                    Ok(vectors) => break Ok(vectors),
-                    Err(failure) => match retrier.plan(failure, &self.backend).await {
-                        Ok(delay) => tokio::time::sleep(delay).await,
-                        Err(error) => break Err(error),
-                    },
-                }
-            };
+            let (result, tries) = self.retrying(|| self.try_embed(batch, &id)).await;
             match &result {
                 Ok(_) => tracing::debug!(
                     inputs = batch.len(),
-                    attempts = retrier.tries(),
+                    attempts = tries,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "embeddings received"
                 ),
                 Err(error) => tracing::warn!(
                     inputs = batch.len(),
-                    attempts = retrier.tries(),
+                    attempts = tries,
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     error = %error,
                     "embeddings failed"

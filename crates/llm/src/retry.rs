@@ -1,8 +1,8 @@
 //! The one retry policy every call shares: what is worth another try, how
-//! long to wait, and when a 401 earns a fresh credential. Call sites keep a
-//! short loop around their own attempt and ask [`Retrier::plan`] after each
-//! failure, so streaming (which must tell its reader to start over) and
-//! plain calls use the same rules.
+//! long to wait, and when a 401 earns a fresh credential. The loops around
+//! an attempt ask [`Retrier::plan`] after each failure, so streaming (which
+//! must also tell its reader to start over) and plain calls follow the same
+//! rules.
 
 use std::time::{Duration, SystemTime};
 

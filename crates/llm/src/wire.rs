@@ -13,6 +13,12 @@ pub(crate) fn chat_body(
     max_tokens: u32,
     stream: bool,
 ) -> Value {
+    // Through its shortest decimal form, so 0.2 goes out as 0.2 and not as
+    // the f32's exact value 0.20000000298023224.
+    let temperature: f64 = temperature
+        .to_string()
+        .parse()
+        .unwrap_or(f64::from(temperature));
     json!({
         "model": model,
         "messages": messages,
@@ -267,6 +273,21 @@ pub(crate) fn error_detail(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chat_body_has_the_openai_fields() {
+        let body = chat_body("m", &[ChatMessage::user("hi")], 0.2, 10, true);
+        assert_eq!(
+            body,
+            json!({
+                "model": "m",
+                "messages": [{"role": "user", "content": "hi"}],
+                "temperature": 0.2,
+                "max_tokens": 10,
+                "stream": true,
+            })
+        );
+    }
 
     #[test]
     fn completion_is_parsed() {
