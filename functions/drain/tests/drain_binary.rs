@@ -32,8 +32,7 @@ fn drain_command(app: &TestApp, args: &[&str]) -> Command {
 
 fn run(app: &TestApp, args: &[&str]) -> Output {
     std::fs::create_dir_all(&app.vars["FLOWCHAT_DATA_DIR"]).unwrap();
-    let output = drain_command(app, args).output().unwrap();
-    output
+    drain_command(app, args).output().unwrap()
 }
 
 fn spawn(app: &TestApp, args: &[&str]) -> Child {
