@@ -9,17 +9,9 @@ use std::time::{Duration, Instant};
 use common::{TestApp, app};
 use flowchat_fake_flow::{FakeFlow, Fault, Target};
 use flowchat_store::Store;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const CHAIR: &str = "How much is the allowance for a desk chair?";
-
-async fn submit(app: &TestApp, token: &str, message: &str) -> String {
-    let r = app
-        .post("/api/chat", Some(token), json!({"message": message}))
-        .await;
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    r.body["job_id"].as_str().unwrap().to_owned()
-}
 
 /// No request reached the fake without the documented headers.
 fn assert_well_formed(fake: &FakeFlow) {
@@ -123,7 +115,7 @@ async fn partial_text_is_visible_before_the_answer_ends() {
     let (token, _) = app.session("ana").await;
 
     // Polling: a running job shows the text streamed so far.
-    let job_id = submit(&app, &token, &format!("{CHAIR} [[fake:long]]")).await;
+    let job_id = app.submit(&token, &format!("{CHAIR} [[fake:long]]")).await;
     let mut seen_partial = None;
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -147,7 +139,7 @@ async fn partial_text_is_visible_before_the_answer_ends() {
     );
 
     // Server-Sent Events: partial events, then the answer with citations.
-    let job_id = submit(&app, &token, &format!("{CHAIR} [[fake:long]]")).await;
+    let job_id = app.submit(&token, &format!("{CHAIR} [[fake:long]]")).await;
     let response = app
         .client
         .get(format!("{}/api/chat/{job_id}/events", app.url))

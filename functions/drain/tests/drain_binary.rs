@@ -43,14 +43,6 @@ fn spawn(app: &TestApp, args: &[&str]) -> Child {
         .unwrap()
 }
 
-async fn submit(app: &TestApp, token: &str, message: &str) -> String {
-    let r = app
-        .post("/api/chat", Some(token), json!({"message": message}))
-        .await;
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    r.body["job_id"].as_str().unwrap().to_owned()
-}
-
 async fn job(app: &TestApp, token: &str, id: &str) -> Value {
     app.get(&format!("/api/chat/{id}"), Some(token)).await.body
 }
@@ -115,8 +107,8 @@ async fn once_drains_the_queue_then_exits() {
     let app = app().flow(&fake).drain_concurrency(0).spawn().await;
     let (token, _) = app.session("ana").await;
     let ids = [
-        submit(&app, &token, CHAIR).await,
-        submit(&app, &token, "What are the core hours?").await,
+        app.submit(&token, CHAIR).await,
+        app.submit(&token, "What are the core hours?").await,
     ];
 
     let started = Instant::now();
@@ -167,7 +159,7 @@ async fn dead_letters_are_listed_and_replayed() {
             retry_after_secs: None,
         },
     );
-    let id = submit(&app, &token, CHAIR).await;
+    let id = app.submit(&token, CHAIR).await;
     assert!(run(&app, &["--once"]).status.success());
     assert_eq!(job(&app, &token, &id).await["status"], "failed");
 
@@ -229,7 +221,7 @@ async fn sigterm_lets_a_job_finish_within_the_grace_period() {
         .spawn()
         .await;
     let (token, _) = app.session("ana").await;
-    let id = submit(&app, &token, &format!("{CHAIR} [[fake:long]]")).await;
+    let id = app.submit(&token, &format!("{CHAIR} [[fake:long]]")).await;
 
     let mut child = spawn(&app, &["--follow"]);
     wait_until(&app, &token, &id, 30, |j| j["partial"].is_string()).await;
@@ -257,7 +249,7 @@ async fn sigterm_releases_a_job_that_cannot_finish_in_time() {
         .spawn()
         .await;
     let (token, _) = app.session("ana").await;
-    let id = submit(&app, &token, &format!("{CHAIR} [[fake:long]]")).await;
+    let id = app.submit(&token, &format!("{CHAIR} [[fake:long]]")).await;
 
     let mut child = spawn(&app, &["--follow"]);
     wait_until(&app, &token, &id, 30, |j| j["partial"].is_string()).await;
@@ -297,7 +289,7 @@ async fn sigkill_mid_job_is_reclaimed_and_completed_once() {
         .spawn()
         .await;
     let (token, _) = app.session("ana").await;
-    let id = submit(&app, &token, &format!("{CHAIR} [[fake:long]]")).await;
+    let id = app.submit(&token, &format!("{CHAIR} [[fake:long]]")).await;
 
     let mut child = spawn(&app, &["--follow"]);
     wait_until(&app, &token, &id, 30, |j| j["partial"].is_string()).await;

@@ -178,6 +178,15 @@ impl TestApp {
         )
     }
 
+    /// Asks without waiting; returns the job id.
+    pub async fn submit(&self, token: &str, message: &str) -> String {
+        let r = self
+            .post("/api/chat", Some(token), json!({"message": message}))
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        r.body["job_id"].as_str().unwrap().to_owned()
+    }
+
     /// Asks and waits for the finished job.
     pub async fn ask(&self, token: &str, message: &str, conversation: Option<&str>) -> Value {
         let mut body = json!({"message": message});
