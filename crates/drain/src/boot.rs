@@ -80,3 +80,72 @@ pub fn options(
         concurrency: concurrency.max(1),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow_config(extra: &[(&str, &str)]) -> (Config, impl Fn(&str) -> Option<String> + use<>) {
+        let mut vars: std::collections::HashMap<String, String> = [
+            ("FLOW_CLIENT_ID", "id"),
+            ("FLOW_CLIENT_SECRET", "a-secret-value"),
+            ("FLOW_TENANT", "tenant"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        vars.entry("HISTORY_TURNS".into()).or_insert("4".into());
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        (config, move |k: &str| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn the_system_prompt_comes_from_the_variable_or_the_file() {
+        let (config, lookup) = flow_config(&[]);
+        let Answerer::Generative { prompt, model } = answerer(&config, lookup).unwrap() else {
+            panic!("flow credentials choose a language model");
+        };
+        assert_eq!(prompt.system_prompt, DEFAULT_SYSTEM_PROMPT);
+        assert_eq!(prompt.history_turns, 4);
+        assert_eq!(prompt.context_tokens, 128_000, "gpt-4o-mini's window");
+        assert_eq!(model.provider(), "flow");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prompt.txt");
+        std::fs::write(&file, "  Answer like a librarian.\n").unwrap();
+        let path = file.display().to_string();
+        let (config, lookup) = flow_config(&[("SYSTEM_PROMPT_FILE", &path)]);
+        let Answerer::Generative { prompt, .. } = answerer(&config, lookup).unwrap() else {
+            panic!("generative");
+        };
+        assert_eq!(prompt.system_prompt, "Answer like a librarian.");
+
+        let (config, lookup) = flow_config(&[
+            ("SYSTEM_PROMPT_FILE", &path),
+            ("SYSTEM_PROMPT", "Inline wins."),
+        ]);
+        let Answerer::Generative { prompt, .. } = answerer(&config, lookup).unwrap() else {
+            panic!("generative");
+        };
+        assert_eq!(prompt.system_prompt, "Inline wins.");
+    }
+
+    #[test]
+    fn bad_settings_name_their_variable_and_hide_the_secret() {
+        let (config, lookup) = flow_config(&[("SYSTEM_PROMPT_FILE", "/nonexistent/prompt.txt")]);
+        let error = answerer(&config, lookup).unwrap_err().to_string();
+        assert!(error.contains("SYSTEM_PROMPT_FILE"), "{error}");
+
+        let (config, lookup) = flow_config(&[("LLM_TEMPERATURE", "hot")]);
+        let error = answerer(&config, lookup).unwrap_err().to_string();
+        assert!(error.contains("LLM_TEMPERATURE"), "{error}");
+        assert!(!error.contains("a-secret-value"));
+
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert!(matches!(
+            answerer(&config, |_| None).unwrap(),
+            Answerer::Extractive
+        ));
+    }
+}
