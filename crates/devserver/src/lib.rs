@@ -125,6 +125,11 @@ pub async fn start(config: Config, options: ServerOptions) -> anyhow::Result<Run
     let addr = listener.local_addr()?;
     let mut server_shutdown = shutdown_rx;
     let server = tokio::spawn(async move {
+        // Small responses (and streamed events) leave at once instead of
+        // waiting out Nagle's algorithm against a delayed ACK (40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

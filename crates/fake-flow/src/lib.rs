@@ -186,6 +186,11 @@ impl FakeFlow {
         });
         let mut signal = shutdown_rx;
         let task = tokio::spawn(async move {
+            // Streamed chunks leave at once, as from a real server, instead
+            // of waiting out Nagle's algorithm against a delayed ACK.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, router)
                 .with_graceful_shutdown(async move {
                     // Also returns when the sender is dropped.

@@ -142,6 +142,9 @@ pub async fn start(options: GatewayOptions) -> anyhow::Result<RunningGateway> {
     let (signal, stop) = oneshot::channel::<()>();
     let app = server::router(shared);
     let task = tokio::spawn(async move {
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = stop.await;
