@@ -1,4 +1,4 @@
-//! `GET /api/documents`: a thin shim over flowchat-api (see src/lib.rs).
+//! `GET` / `POST /api/documents`: a thin shim over flowchat-api (see src/lib.rs).
 
 #[tokio::main]
 async fn main() -> Result<(), vercel_runtime::Error> {

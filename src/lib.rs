@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use flowchat_api::{AppContext, ClientIp, MAX_REQUEST_BYTES};
+use flowchat_api::{AppContext, ClientIp};
 use http_body_util::{BodyExt, Limited};
 use vercel_runtime::{Error, Request, Response, ResponseBody, service_fn};
 
@@ -26,9 +26,12 @@ pub async fn serve(route: &'static str) -> Result<(), Error> {
 
 async fn handle(ctx: &AppContext, route: &str, req: Request) -> Response<ResponseBody> {
     let (mut parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+    let limit = flowchat_api::body_limit(ctx, &parts.method, parts.uri.path());
+    let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return to_vercel(flowchat_api::payload_too_large(ctx, &parts.headers)),
+        Err(_) => {
+            return to_vercel(flowchat_api::payload_too_large(ctx, &parts.headers, limit));
+        }
     };
     if let Some(uri) = restore_dynamic_segment(route, &parts.uri) {
         parts.uri = uri;

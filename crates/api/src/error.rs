@@ -13,10 +13,21 @@ pub enum ApiError {
     Validation(ValidationError),
     #[error("the request body is not valid JSON: {0}")]
     MalformedJson(String),
-    #[error("send the body as application/json (Content-Type was {0})")]
-    UnsupportedMediaType(String),
+    #[error("send the body as {expected} (Content-Type was {found})")]
+    UnsupportedMediaType {
+        expected: &'static str,
+        found: String,
+    },
+    /// An uploaded file of a type we do not take, or whose content does not
+    /// match its extension: `field` and `rule` say which.
+    #[error("{0}")]
+    UnsupportedFile(ValidationError),
+    #[error("the multipart body is malformed: {0}")]
+    MalformedMultipart(String),
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the file is larger than {limit} bytes (MAX_UPLOAD_MB)")]
+    FileTooLarge { limit: usize },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -78,9 +89,15 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Validation(_) | ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Validation(_)
+            | ApiError::MalformedJson(_)
+            | ApiError::MalformedMultipart(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedFile(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::PayloadTooLarge { .. } | ApiError::FileTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -99,8 +116,11 @@ impl ApiError {
         match self {
             ApiError::Validation(_) => "validation",
             ApiError::MalformedJson(_) => "malformed-json",
-            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
-            ApiError::PayloadTooLarge { .. } => "payload-too-large",
+            ApiError::MalformedMultipart(_) => "malformed-multipart",
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedFile(_) => {
+                "unsupported-media-type"
+            }
+            ApiError::PayloadTooLarge { .. } | ApiError::FileTooLarge { .. } => "payload-too-large",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
@@ -117,8 +137,12 @@ impl ApiError {
         match self {
             ApiError::Validation(_) => "Invalid request field",
             ApiError::MalformedJson(_) => "Malformed JSON body",
-            ApiError::UnsupportedMediaType(_) => "Unsupported media type",
+            ApiError::MalformedMultipart(_) => "Malformed multipart body",
+            ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedFile(_) => {
+                "Unsupported media type"
+            }
             ApiError::PayloadTooLarge { .. } => "Request body too large",
+            ApiError::FileTooLarge { .. } => "File too large",
             ApiError::Unauthorized(_) => "Authentication required",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::NotFound(_) => "Not found",
@@ -141,9 +165,18 @@ pub(crate) fn problem_response(error: &ApiError, request_id: &str) -> Response<B
         "detail": error.to_string(),
         "request_id": request_id,
     });
-    if let ApiError::Validation(v) = error {
-        body["field"] = json!(v.field);
-        body["rule"] = json!(v.rule);
+    match error {
+        ApiError::Validation(v) | ApiError::UnsupportedFile(v) => {
+            body["field"] = json!(v.field);
+            body["rule"] = json!(v.rule);
+        }
+        ApiError::PayloadTooLarge { limit } => body["limit_bytes"] = json!(limit),
+        ApiError::FileTooLarge { limit } => {
+            body["field"] = json!("file");
+            body["rule"] = json!("size");
+            body["limit_bytes"] = json!(limit);
+        }
+        _ => {}
     }
     let mut response = Response::new(Bytes::from(body.to_string()));
     *response.status_mut() = status;

@@ -36,8 +36,9 @@ pub(crate) fn client_ip(req: &Request<Bytes>) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Parses a JSON body into `T`, reporting the offending field by its path.
-pub(crate) fn json_body<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, ApiError> {
+/// The request's `Content-Type` as sent, and its essence (`type/subtype`,
+/// lowercased).
+pub(crate) fn content_type(req: &Request<Bytes>) -> (&str, String) {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -49,13 +50,24 @@ pub(crate) fn json_body<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, 
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    (content_type, essence)
+}
+
+/// A 415 for a body sent as something other than `expected`.
+pub(crate) fn unsupported_content_type(expected: &'static str, sent: &str) -> ApiError {
+    let found = if sent.is_empty() {
+        "missing".to_owned()
+    } else {
+        format!("`{sent}`")
+    };
+    ApiError::UnsupportedMediaType { expected, found }
+}
+
+/// Parses a JSON body into `T`, reporting the offending field by its path.
+pub(crate) fn json_body<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, ApiError> {
+    let (sent, essence) = content_type(req);
     if essence != "application/json" {
-        let shown = if content_type.is_empty() {
-            "missing".to_owned()
-        } else {
-            format!("`{content_type}`")
-        };
-        return Err(ApiError::UnsupportedMediaType(shown));
+        return Err(unsupported_content_type("application/json", sent));
     }
     let body = req.body();
     if body.len() > MAX_REQUEST_BYTES {

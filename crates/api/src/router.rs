@@ -118,11 +118,21 @@ async fn dispatch_complete(
         },
         ["api", "documents"] => match method {
             Method::GET => routes::documents::list(ctx, &req).await,
-            _ => Err(not_allowed(&method, "GET")),
+            Method::POST => routes::documents::upload(ctx, &req).await,
+            _ => Err(not_allowed(&method, "GET, POST")),
         },
         ["api", "documents", "ingest"] => match method {
             Method::POST => routes::documents::ingest(ctx, &req).await,
             _ => Err(not_allowed(&method, "POST")),
+        },
+        ["api", "documents", "upload"] => match method {
+            Method::POST => routes::documents::upload(ctx, &req).await,
+            _ => Err(not_allowed(&method, "POST")),
+        },
+        ["api", "documents", id] => match method {
+            Method::GET => routes::documents::get(ctx, &req, id).await,
+            Method::DELETE => routes::documents::delete(ctx, &req, id).await,
+            _ => Err(not_allowed(&method, "GET, DELETE")),
         },
         _ => Err(ApiError::NotFound(format!("no route for {path}"))),
     }

@@ -14,12 +14,11 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use flowchat_api::{AppContext, ClientIp, MAX_REQUEST_BYTES};
+use flowchat_api::{AppContext, ClientIp};
 use flowchat_domain::JobId;
 use flowchat_domain::config::Config;
 use flowchat_domain::model::JobPayload;
 use flowchat_drain::Drain;
-use flowchat_knowledge::{KnowledgeIndex, SqliteIndex};
 use flowchat_store::NewJob;
 use http::{Method, header};
 use tokio::sync::watch;
@@ -77,8 +76,6 @@ pub async fn start(config: Config, options: ServerOptions) -> anyhow::Result<Run
             documents_path.display()
         )
     })?;
-    let knowledge_path = flowchat_native::knowledge_path(&config);
-
     let overrides = options.env_overrides.clone();
     let lookup = move |name: &str| {
         overrides
@@ -87,14 +84,16 @@ pub async fn start(config: Config, options: ServerOptions) -> anyhow::Result<Run
             .or_else(|| flowchat_native::env_var(name))
     };
     let answerer = flowchat_drain::boot::answerer(&config, &lookup)?;
+    let embedder = flowchat_drain::boot::embedder(&config, &lookup)?;
     let drain_options = flowchat_drain::boot::options(
         &config,
         format!("devserver-{}", std::process::id()),
         options.drain_concurrency,
         answerer,
+        embedder,
     );
+    let index = flowchat_drain::boot::index(&config, &lookup).await?;
     let api = flowchat_native::boot_api(config, &lookup).await?;
-    let index: Arc<dyn KnowledgeIndex> = Arc::new(SqliteIndex::open(&knowledge_path)?);
     let drain = Drain::new(api.store.clone(), index, drain_options);
 
     // Index the shared folder before serving, so the first question can be
@@ -174,19 +173,20 @@ async fn api_handler(
     request: http::Request<Body>,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
+    let limit = flowchat_api::body_limit(&state.api, &parts.method, parts.uri.path());
     let declared_too_large = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|len| len > MAX_REQUEST_BYTES);
+        .is_some_and(|len| len > limit);
     if declared_too_large {
-        return flowchat_api::payload_too_large(&state.api, &parts.headers)
+        return flowchat_api::payload_too_large(&state.api, &parts.headers, limit)
             .map(Body::from)
             .into_response();
     }
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
-        return flowchat_api::payload_too_large(&state.api, &parts.headers)
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return flowchat_api::payload_too_large(&state.api, &parts.headers, limit)
             .map(Body::from)
             .into_response();
     };

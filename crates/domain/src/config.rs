@@ -56,6 +56,34 @@ impl LlmProvider {
     }
 }
 
+/// Who turns text into vectors for semantic retrieval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingsProvider {
+    /// Lexical retrieval only (BM25).
+    None,
+    Flow,
+    OpenAi,
+}
+
+impl EmbeddingsProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbeddingsProvider::None => "none",
+            EmbeddingsProvider::Flow => "flow",
+            EmbeddingsProvider::OpenAi => "openai",
+        }
+    }
+}
+
+/// Where the knowledge index lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorStore {
+    /// Embedded: chunks, BM25 and vectors in one SQLite file in the data directory.
+    Sqlite,
+    /// A Chroma server (`CHROMA_URL`): shared by several drains, no local disk needed.
+    Chroma,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
@@ -164,6 +192,8 @@ pub struct Config {
     pub namespace: String,
     pub rate_limits: RateLimits,
     pub llm_provider: LlmProvider,
+    pub embeddings_provider: EmbeddingsProvider,
+    pub vector_store: VectorStore,
     pub log_format: LogFormat,
     pub drain: DrainSettings,
     /// How long `POST /api/chat/completions` waits for its answer.
@@ -171,6 +201,10 @@ pub struct Config {
     /// How many passages retrieval returns for an answer.
     pub retrieval_top_k: u32,
     pub prompt: PromptConfig,
+    /// `MAX_UPLOAD_MB` (1–4, default 4) in bytes: the largest file
+    /// `POST /api/documents` accepts. Kept under Vercel's 4.5 MB request
+    /// limit together with the multipart overhead.
+    pub max_upload_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -318,6 +352,41 @@ impl Config {
             }
         };
 
+        // Vectors come from the language model's provider unless told
+        // otherwise: one set of credentials gives both.
+        let embeddings_provider = match get("EMBEDDINGS_PROVIDER").as_deref() {
+            None => match llm_provider {
+                LlmProvider::Flow => EmbeddingsProvider::Flow,
+                LlmProvider::OpenAi => EmbeddingsProvider::OpenAi,
+                LlmProvider::Extractive => EmbeddingsProvider::None,
+            },
+            Some("none") => EmbeddingsProvider::None,
+            Some("flow") => EmbeddingsProvider::Flow,
+            Some("openai") => EmbeddingsProvider::OpenAi,
+            Some(other) => {
+                return Err(err(
+                    "EMBEDDINGS_PROVIDER",
+                    format!("expected `flow`, `openai` or `none`, got `{other}`"),
+                ));
+            }
+        };
+        let vector_store = match get("VECTOR_STORE").as_deref() {
+            None | Some("sqlite") => VectorStore::Sqlite,
+            Some("chroma") => VectorStore::Chroma,
+            Some(other) => {
+                return Err(err(
+                    "VECTOR_STORE",
+                    format!("expected `sqlite` or `chroma`, got `{other}`"),
+                ));
+            }
+        };
+        if vector_store == VectorStore::Chroma && embeddings_provider == EmbeddingsProvider::None {
+            return Err(err(
+                "EMBEDDINGS_PROVIDER",
+                "VECTOR_STORE=chroma stores vectors only: set EMBEDDINGS_PROVIDER to `flow` or `openai` (with that provider's credentials)",
+            ));
+        }
+
         let log_format = match get("LOG_FORMAT").as_deref() {
             None if env == Environment::Production => LogFormat::Json,
             None => LogFormat::Pretty,
@@ -352,6 +421,8 @@ impl Config {
             namespace,
             rate_limits,
             llm_provider,
+            embeddings_provider,
+            vector_store,
             log_format,
             drain,
             sync_chat_timeout_secs: parse_number(&get, "CHAT_SYNC_TIMEOUT_SECONDS", 25, 1, 300)?,
@@ -363,6 +434,7 @@ impl Config {
                 system_prompt_file: get("SYSTEM_PROMPT_FILE"),
                 history_turns: parse_number(&get, "HISTORY_TURNS", 6, 0, 100)?,
             },
+            max_upload_bytes: parse_number(&get, "MAX_UPLOAD_MB", 4, 1, 4)? as usize * 1024 * 1024,
         })
     }
 }
@@ -432,6 +504,18 @@ mod tests {
         assert_eq!(c.rate_limits.ip_writes_per_minute, 60);
         assert_eq!(c.log_format, LogFormat::Pretty);
         assert!(c.session_secret.is_none());
+        assert_eq!(c.max_upload_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn upload_limit_is_whole_megabytes_from_1_to_4() {
+        let c = config(&[("MAX_UPLOAD_MB", "1")]).unwrap();
+        assert_eq!(c.max_upload_bytes, 1024 * 1024);
+        for bad in ["0", "5", "2.5", "four", "-1"] {
+            let e = config(&[("MAX_UPLOAD_MB", bad)]).unwrap_err();
+            assert_eq!(e.variable, "MAX_UPLOAD_MB");
+            assert!(e.to_string().contains("from 1 to 4"), "{e}");
+        }
     }
 
     #[test]
@@ -460,6 +544,7 @@ mod tests {
             ("CORS_ORIGINS", "example.com"),
             ("FLOWCHAT_NAMESPACE", "a/b"),
             ("ADMIN_TOKEN", "short"),
+            ("MAX_UPLOAD_MB", "10"),
         ] {
             assert_eq!(config(&[(var, value)]).unwrap_err().variable, var);
         }
@@ -482,6 +567,37 @@ mod tests {
         );
         let openai = [("LLM_PROVIDER", "openai")];
         assert_eq!(config(&openai).unwrap().llm_provider, LlmProvider::OpenAi);
+    }
+
+    #[test]
+    fn embeddings_follow_the_llm_provider_and_chroma_needs_them() {
+        assert_eq!(
+            config(&[]).unwrap().embeddings_provider,
+            EmbeddingsProvider::None
+        );
+        let flow = [("LLM_PROVIDER", "flow")];
+        assert_eq!(
+            config(&flow).unwrap().embeddings_provider,
+            EmbeddingsProvider::Flow
+        );
+        let lexical = [("LLM_PROVIDER", "flow"), ("EMBEDDINGS_PROVIDER", "none")];
+        assert_eq!(
+            config(&lexical).unwrap().embeddings_provider,
+            EmbeddingsProvider::None
+        );
+        let e = config(&[("VECTOR_STORE", "chroma")]).unwrap_err();
+        assert_eq!(e.variable, "EMBEDDINGS_PROVIDER");
+        let ok = [
+            ("VECTOR_STORE", "chroma"),
+            ("EMBEDDINGS_PROVIDER", "openai"),
+        ];
+        assert_eq!(config(&ok).unwrap().vector_store, VectorStore::Chroma);
+        assert_eq!(
+            config(&[("VECTOR_STORE", "pinecone")])
+                .unwrap_err()
+                .variable,
+            "VECTOR_STORE"
+        );
     }
 
     #[test]

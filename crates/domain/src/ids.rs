@@ -69,7 +69,29 @@ pub struct DocumentId(String);
 
 impl DocumentId {
     pub fn for_content(bytes: &[u8]) -> Self {
-        let digest = Sha256::digest(bytes);
+        Self::from_digest(&Sha256::digest(bytes))
+    }
+
+    /// The id of an upload: the content hash within its owner's scope. A
+    /// shared upload is named like the same file in the shared folder; a
+    /// private one also hashes the session, so two sessions uploading the
+    /// same bytes get two documents — and answering "already exists" can
+    /// never tell one session what another uploaded.
+    pub fn for_upload(owner: &crate::model::DocumentOwner, bytes: &[u8]) -> Self {
+        match owner {
+            crate::model::DocumentOwner::Shared => Self::for_content(bytes),
+            crate::model::DocumentOwner::Session(session) => {
+                let mut hasher = Sha256::new();
+                hasher.update(b"session\0");
+                hasher.update(session.as_str().as_bytes());
+                hasher.update(b"\0");
+                hasher.update(bytes);
+                Self::from_digest(&hasher.finalize())
+            }
+        }
+    }
+
+    fn from_digest(digest: &[u8]) -> Self {
         let mut hex = String::with_capacity(32);
         for b in &digest[..16] {
             hex.push_str(&format!("{b:02x}"));
@@ -139,5 +161,14 @@ mod tests {
         assert_eq!(a.as_str(), "2cf24dba5fb0a30e26e83b2ac5b9e29e");
         assert!(DocumentId::parse(a.as_str(), "id").is_ok());
         assert!(DocumentId::parse("XYZ", "id").is_err());
+
+        use crate::model::DocumentOwner;
+        assert_eq!(DocumentId::for_upload(&DocumentOwner::Shared, b"hello"), a);
+        let alice = DocumentOwner::Session(SessionId::from_trusted("a"));
+        let bob = DocumentOwner::Session(SessionId::from_trusted("b"));
+        let mine = DocumentId::for_upload(&alice, b"hello");
+        assert_eq!(mine, DocumentId::for_upload(&alice, b"hello"));
+        assert_ne!(mine, a);
+        assert_ne!(mine, DocumentId::for_upload(&bob, b"hello"));
     }
 }

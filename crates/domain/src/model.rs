@@ -11,6 +11,7 @@ use crate::time::Timestamp;
 pub enum JobKind {
     Chat,
     Ingest,
+    Delete,
 }
 
 impl JobKind {
@@ -18,6 +19,7 @@ impl JobKind {
         match self {
             JobKind::Chat => "chat",
             JobKind::Ingest => "ingest",
+            JobKind::Delete => "delete",
         }
     }
 
@@ -25,6 +27,7 @@ impl JobKind {
         match raw {
             "chat" => Some(JobKind::Chat),
             "ingest" => Some(JobKind::Ingest),
+            "delete" => Some(JobKind::Delete),
             _ => None,
         }
     }
@@ -76,13 +79,25 @@ pub enum JobPayload {
     },
     /// Bring the shared documents folder and the index in step.
     IngestSharedFolder,
+    /// Index an uploaded document whose bytes wait in the store's upload
+    /// blob under `document_id`.
+    IngestUpload {
+        document_id: DocumentId,
+        /// The sanitised file name.
+        name: String,
+        owner: DocumentOwner,
+    },
+    /// Remove a document's chunks from the index (its catalog entry is
+    /// already gone).
+    DeleteDocument { document_id: DocumentId },
 }
 
 impl JobPayload {
     pub fn kind(&self) -> JobKind {
         match self {
             JobPayload::Chat { .. } => JobKind::Chat,
-            JobPayload::IngestSharedFolder => JobKind::Ingest,
+            JobPayload::IngestSharedFolder | JobPayload::IngestUpload { .. } => JobKind::Ingest,
+            JobPayload::DeleteDocument { .. } => JobKind::Delete,
         }
     }
 }
@@ -192,7 +207,7 @@ impl Job {
             JobPayload::Chat {
                 conversation_id, ..
             } => Some(conversation_id),
-            JobPayload::IngestSharedFolder => None,
+            _ => None,
         }
     }
 }
@@ -325,6 +340,33 @@ impl DocumentStatus {
     }
 }
 
+/// Where a document came from: a shared-folder scan keeps only the folder's
+/// own documents in step with the folder, never touching uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentOrigin {
+    #[default]
+    Folder,
+    Upload,
+}
+
+impl DocumentOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentOrigin::Folder => "folder",
+            DocumentOrigin::Upload => "upload",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "folder" => Some(DocumentOrigin::Folder),
+            "upload" => Some(DocumentOrigin::Upload),
+            _ => None,
+        }
+    }
+}
+
 /// A document's entry in the catalog the API lists.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DocumentRecord {
@@ -334,6 +376,11 @@ pub struct DocumentRecord {
     pub size_bytes: u64,
     pub status: DocumentStatus,
     pub chunks: u32,
+    /// Pages of a PDF; `None` for formats without pages.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pages: Option<u32>,
+    #[serde(default)]
+    pub origin: DocumentOrigin,
     pub error: Option<String>,
     pub updated_at: Timestamp,
 }

@@ -3,9 +3,14 @@
 
 use std::path::PathBuf;
 
-use flowchat_domain::config::{Config, LlmProvider};
-use flowchat_knowledge::{ChunkSettings, DEFAULT_SYSTEM_PROMPT, PromptSettings};
-use flowchat_llm::{LlmConfigError, LlmError, LlmSettings, ProviderKind};
+use std::sync::Arc;
+
+use flowchat_domain::config::{Config, EmbeddingsProvider, LlmProvider, VectorStore};
+use flowchat_knowledge::{
+    ChromaIndex, ChromaSettings, ChunkEmbedder, ChunkSettings, DEFAULT_SYSTEM_PROMPT,
+    KnowledgeError, KnowledgeIndex, PromptSettings, SqliteIndex,
+};
+use flowchat_llm::{Embedder, LlmConfigError, LlmError, LlmSettings, ProviderKind};
 
 use crate::{Answerer, DrainOptions};
 
@@ -17,6 +22,10 @@ pub enum BootError {
     LlmClient(#[from] LlmError),
     #[error("configuration error in SYSTEM_PROMPT_FILE: cannot read {path}: {error}")]
     PromptFile { path: String, error: std::io::Error },
+    #[error("cannot open the knowledge index: {0}")]
+    Index(#[from] KnowledgeError),
+    #[error("configuration error in CHROMA_URL: VECTOR_STORE=chroma needs the Chroma server's URL")]
+    ChromaUrlMissing,
 }
 
 /// Extractive unless a provider is configured; then the provider's client
@@ -63,12 +72,78 @@ pub fn answerer(
     })
 }
 
+/// The embeddings provider's client, adapted to the knowledge index; `None`
+/// for lexical retrieval only.
+pub fn embedder(
+    config: &Config,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Arc<dyn ChunkEmbedder>>, BootError> {
+    let kind = match config.embeddings_provider {
+        EmbeddingsProvider::None => return Ok(None),
+        EmbeddingsProvider::Flow => ProviderKind::Flow,
+        EmbeddingsProvider::OpenAi => ProviderKind::OpenAi,
+    };
+    let settings = LlmSettings::from_lookup(kind, lookup)?;
+    let client = flowchat_llm::embedder(&settings)?;
+    tracing::info!(
+        provider = settings.provider_name(),
+        model = settings.embedding_model(),
+        "retrieval is hybrid: words and vectors"
+    );
+    Ok(Some(Arc::new(ProviderEmbedder(client))))
+}
+
+/// The knowledge index `VECTOR_STORE` names: the embedded SQLite file in the
+/// data directory, or a Chroma server.
+pub async fn index(
+    config: &Config,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn KnowledgeIndex>, BootError> {
+    match config.vector_store {
+        VectorStore::Sqlite => {
+            let path = flowchat_native::knowledge_path(config);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    KnowledgeError::Index(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            Ok(Arc::new(SqliteIndex::open(path)?))
+        }
+        VectorStore::Chroma => {
+            let settings = ChromaSettings::from_lookup(&config.namespace, lookup)?
+                .ok_or(BootError::ChromaUrlMissing)?;
+            Ok(Arc::new(ChromaIndex::connect(settings).await?))
+        }
+    }
+}
+
+/// The LLM client's embeddings as the index wants them.
+struct ProviderEmbedder(Arc<dyn Embedder>);
+
+#[async_trait::async_trait]
+impl ChunkEmbedder for ProviderEmbedder {
+    fn model(&self) -> &str {
+        self.0.model()
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, KnowledgeError> {
+        self.0
+            .embed(texts)
+            .await
+            .map_err(|e| KnowledgeError::Embedding {
+                permanent: e.is_permanent(),
+                message: e.to_string(),
+            })
+    }
+}
+
 /// The drain's options as the configuration sets them.
 pub fn options(
     config: &Config,
     worker_id: String,
     concurrency: u32,
     answerer: Answerer,
+    embedder: Option<Arc<dyn ChunkEmbedder>>,
 ) -> DrainOptions {
     DrainOptions {
         worker_id,
@@ -77,6 +152,7 @@ pub fn options(
         chunking: ChunkSettings::default(),
         top_k: config.retrieval_top_k as usize,
         answerer,
+        embedder,
         concurrency: concurrency.max(1),
     }
 }

@@ -4,11 +4,16 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use flowchat_domain::model::{ChatAnswer, DocumentOwner, Job, JobPayload, JobResult, Message};
-use flowchat_domain::{ConversationId, SessionId, Timestamp};
+use flowchat_domain::model::{
+    ChatAnswer, DocumentOrigin, DocumentOwner, DocumentStatus, IngestReport, Job, JobPayload,
+    JobResult, Message,
+};
+use flowchat_domain::{ConversationId, DocumentId, SessionId, Timestamp};
 use flowchat_knowledge::{
-    ChunkSettings, KnowledgeIndex, Passage, PromptRole, PromptSettings, SearchQuery, build_prompt,
-    extractive_answer, generative_answer, sync_shared_folder,
+    ChunkEmbedder, ChunkSettings, FolderScan, Format, IndexedDocument, KnowledgeError,
+    KnowledgeIndex, Passage, PromptRole, PromptSettings, SearchQuery, build_prompt, chunk_document,
+    embed_chunks, embed_missing, extractive_answer, generative_answer, load,
+    sync_shared_folder_with,
 };
 use flowchat_llm::{ChatMessage, ChatModel, ChatRequest, ChatRole, LlmError, StreamEvent};
 use flowchat_native::now;
@@ -26,12 +31,30 @@ pub enum JobError {
     /// Another drain took the job over (this one's lease had expired).
     #[error("the claim on this job was lost to another drain")]
     ClaimLost,
+    #[error(
+        "the uploaded file is no longer available (uploads are kept for UPLOAD_TTL_HOURS); upload it again"
+    )]
+    UploadExpired,
 }
 
 impl JobError {
-    /// Failures another attempt cannot fix go straight to the dead letters.
+    /// Failures another attempt cannot fix go straight to the dead letters:
+    /// a refused model request, or a document that cannot be read.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, JobError::Llm(e) if e.is_permanent())
+        match self {
+            JobError::Llm(e) => e.is_permanent(),
+            JobError::Knowledge(e) => !matches!(
+                e,
+                KnowledgeError::Index(_)
+                    | KnowledgeError::Io { .. }
+                    | KnowledgeError::Embedding {
+                        permanent: false,
+                        ..
+                    }
+            ),
+            JobError::UploadExpired => true,
+            JobError::Store(_) | JobError::ClaimLost => false,
+        }
     }
 }
 
@@ -67,6 +90,9 @@ pub(crate) struct JobEnv<'a> {
     pub store: &'a dyn Store,
     pub index: &'a dyn KnowledgeIndex,
     pub answerer: &'a Answerer,
+    pub embedder: Option<&'a dyn ChunkEmbedder>,
+    /// No retry follows if this attempt fails.
+    pub last_attempt: bool,
     pub documents_path: &'a Path,
     pub chunking: &'a ChunkSettings,
     pub top_k: usize,
@@ -96,7 +122,109 @@ pub(crate) async fn run(
         JobPayload::IngestSharedFolder => {
             ingest_shared_folder(env, now()).await.map(Outcome::Other)
         }
+        JobPayload::IngestUpload {
+            document_id,
+            name,
+            owner,
+        } => ingest_upload(env, document_id, name, owner)
+            .await
+            .map(Outcome::Other),
+        JobPayload::DeleteDocument { document_id } => {
+            let removed = env.index.remove_document(document_id).await?;
+            tracing::info!(%document_id, removed, "document removed from the index");
+            Ok(Outcome::Other(JobResult::Ingest(IngestReport {
+                removed: removed as u32,
+                ..IngestReport::default()
+            })))
+        }
     }
+}
+
+/// Reads, chunks, embeds and indexes an upload, then marks its catalog
+/// record indexed (or failed, with the reason, when no retry will follow).
+/// The document is indexed whole or not at all.
+async fn ingest_upload(
+    env: &JobEnv<'_>,
+    id: &DocumentId,
+    name: &str,
+    owner: &DocumentOwner,
+) -> Result<JobResult, JobError> {
+    let Some(mut record) = env.store.get_document(id).await? else {
+        tracing::info!(%id, "the upload was deleted before it was indexed");
+        return Ok(JobResult::Ingest(IngestReport::default()));
+    };
+    let parts = flowchat_store::upload_parts(record.size_bytes);
+    match index_upload(env, id, name, owner, record.size_bytes, parts).await {
+        Ok((chunks, pages)) => {
+            if env.store.get_document(id).await?.is_none() {
+                // Deleted while it was being indexed: take it out again.
+                env.index.remove_document(id).await?;
+                return Ok(JobResult::Ingest(IngestReport::default()));
+            }
+            record.status = DocumentStatus::Indexed;
+            record.origin = DocumentOrigin::Upload;
+            record.chunks = chunks;
+            record.pages = pages;
+            record.error = None;
+            record.updated_at = now();
+            env.store.upsert_document(&record).await?;
+            env.store.delete_upload(id, parts).await?;
+            tracing::info!(%id, chunks, ?pages, "upload indexed");
+            Ok(JobResult::Ingest(IngestReport {
+                added: 1,
+                ..IngestReport::default()
+            }))
+        }
+        Err(error) => {
+            if error.is_permanent() || env.last_attempt {
+                record.status = DocumentStatus::Failed;
+                record.origin = DocumentOrigin::Upload;
+                record.chunks = 0;
+                record.error = Some(error.to_string());
+                record.updated_at = now();
+                env.store.upsert_document(&record).await?;
+                env.store.delete_upload(id, parts).await?;
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn index_upload(
+    env: &JobEnv<'_>,
+    id: &DocumentId,
+    name: &str,
+    owner: &DocumentOwner,
+    size_bytes: u64,
+    parts: u32,
+) -> Result<(u32, Option<u32>), JobError> {
+    let bytes = env
+        .store
+        .get_upload(id, parts)
+        .await?
+        .ok_or(JobError::UploadExpired)?;
+    let (file, chunking) = (name.to_owned(), *env.chunking);
+    // Parsing a PDF is CPU-bound; keep it off the async workers.
+    let (chunks, pages) = tokio::task::spawn_blocking(move || {
+        let loaded = load(&file, &bytes)?;
+        let pages = (loaded.format == Format::Pdf).then_some(loaded.page_starts.len() as u32);
+        Ok::<_, KnowledgeError>((chunk_document(&loaded, &chunking)?, pages))
+    })
+    .await
+    .map_err(KnowledgeError::from)??;
+    let embeddings = embed_chunks(env.embedder, &chunks).await?;
+    let count = chunks.len() as u32;
+    env.index
+        .replace_document(IndexedDocument {
+            id: id.clone(),
+            name: name.to_owned(),
+            owner: owner.clone(),
+            size_bytes,
+            chunks,
+            embeddings,
+        })
+        .await?;
+    Ok((count, pages))
 }
 
 async fn answer(
@@ -107,12 +235,24 @@ async fn answer(
     question: &str,
     timing: &mut Timing,
 ) -> Result<ChatAnswer, JobError> {
+    let embedding = match env.embedder {
+        Some(embedder) => match embedder.embed(&[question.to_owned()]).await {
+            Ok(mut vectors) => vectors.pop(),
+            Err(error) => {
+                // Words alone still find most answers; better than failing.
+                tracing::warn!(%error, "could not embed the question; searching by words only");
+                None
+            }
+        },
+        None => None,
+    };
     let passages = env
         .index
         .search(SearchQuery {
             text: question,
             viewer: Some(asker),
             top_k: env.top_k,
+            embedding: embedding.as_deref(),
         })
         .await?;
     tracing::debug!(passages = passages.len(), "retrieved passages");
@@ -259,7 +399,20 @@ async fn flush_progress(
 
 /// Brings the index and the catalog in step with the shared folder.
 async fn ingest_shared_folder(env: &JobEnv<'_>, now: Timestamp) -> Result<JobResult, JobError> {
-    let sync = sync_shared_folder(env.index, env.documents_path, env.chunking, now).await?;
+    let uploads: std::collections::HashSet<DocumentId> = env
+        .store
+        .list_documents(None)
+        .await?
+        .into_iter()
+        .filter(|d| d.owner == DocumentOwner::Shared && d.origin == DocumentOrigin::Upload)
+        .map(|d| d.id)
+        .collect();
+    let scan = FolderScan {
+        uploads: Some(&uploads),
+        embedder: env.embedder,
+    };
+    let sync =
+        sync_shared_folder_with(env.index, env.documents_path, env.chunking, now, scan).await?;
     for record in &sync.upserts {
         debug_assert_eq!(record.owner, DocumentOwner::Shared);
         env.store.upsert_document(record).await?;
@@ -267,11 +420,24 @@ async fn ingest_shared_folder(env: &JobEnv<'_>, now: Timestamp) -> Result<JobRes
     for id in &sync.removals {
         env.store.remove_document(id).await?;
     }
-    // Shared records whose file is gone without ever having been indexed
+    // Folder records whose file is gone without ever having been indexed
     // (a file that failed to load, then was deleted) are stale too.
     for record in env.store.list_documents(None).await? {
-        if record.owner == DocumentOwner::Shared && !sync.present.contains(&record.id) {
+        if record.owner == DocumentOwner::Shared
+            && record.origin == DocumentOrigin::Folder
+            && !sync.present.contains(&record.id)
+        {
             env.store.remove_document(&record.id).await?;
+        }
+    }
+    if let Some(embedder) = env.embedder {
+        let embedded = embed_missing(env.index, embedder).await?;
+        if embedded > 0 {
+            tracing::info!(
+                documents = embedded,
+                model = embedder.model(),
+                "documents embedded"
+            );
         }
     }
     Ok(JobResult::Ingest(sync.report))

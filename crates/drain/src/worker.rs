@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use flowchat_domain::config::DrainSettings;
-use flowchat_knowledge::{ChunkSettings, KnowledgeIndex};
+use flowchat_knowledge::{ChunkEmbedder, ChunkSettings, KnowledgeIndex};
 use flowchat_native::now;
 use flowchat_store::{ClaimRequest, ClaimedJob, FailureOutcome, Store, StoreError};
 use tokio::sync::{Notify, watch};
@@ -19,7 +19,7 @@ const IDLE_POLL_MAX_MS: u64 = 2_000;
 /// How often a running drain reports that it is alive.
 const HEARTBEAT_EVERY_MS: i64 = 5_000;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DrainOptions {
     /// Names this drain in claims and heartbeats.
     pub worker_id: String,
@@ -29,6 +29,8 @@ pub struct DrainOptions {
     pub top_k: usize,
     /// Quoted passages, or a language model.
     pub answerer: Answerer,
+    /// Vectors for chunks and questions; `None` retrieves by words only.
+    pub embedder: Option<Arc<dyn ChunkEmbedder>>,
     /// Jobs claimed and processed at once.
     pub concurrency: u32,
 }
@@ -245,6 +247,8 @@ impl Drain {
                 store: self.store.as_ref(),
                 index: self.index.as_ref(),
                 answerer: &self.options.answerer,
+                embedder: self.options.embedder.as_deref(),
+                last_attempt: claim.job.attempts >= self.options.settings.max_attempts,
                 documents_path: &self.options.documents_path,
                 chunking: &self.options.chunking,
                 top_k: self.options.top_k,

@@ -30,6 +30,7 @@ fn drain(dir: &Path, documents: &Path, settings: DrainSettings, name: &str) -> A
             chunking: ChunkSettings::default(),
             top_k: 5,
             answerer: Answerer::Extractive,
+            embedder: None,
             concurrency: 4,
         },
     )

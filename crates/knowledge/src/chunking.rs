@@ -8,7 +8,12 @@
 //!
 //! Each chunk remembers the Markdown heading path in force where it starts
 //! ("Guide > Install > Linux"): it is shown in citations and indexed, so a
-//! question that names a section finds the section's text.
+//! question that names a section finds the section's text. HTML is loaded as
+//! Markdown-ish text, so it is chunked the same way.
+//!
+//! Paged documents (PDF) are split one page at a time: a chunk never spans
+//! two pages, so its `page` is exact (at the cost of no overlap across a page
+//! break). Positions run on across pages.
 
 use std::ops::Range;
 
@@ -17,7 +22,7 @@ use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
 use tiktoken_rs::CoreBPE;
 
 use crate::error::KnowledgeError;
-use crate::loader::{Format, LoadedDocument};
+use crate::loader::LoadedDocument;
 
 /// How large chunks are, in `cl100k_base` tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,15 +102,28 @@ pub fn chunk_document(
         .with_overlap(settings.overlap_tokens)
         .map_err(|e| KnowledgeError::Settings(e.to_string()))?;
 
-    let pieces: Vec<(usize, &str)> = match doc.format {
-        Format::Markdown => MarkdownSplitter::new(config)
-            .chunk_indices(&doc.text)
-            .collect(),
-        Format::Text => TextSplitter::new(config).chunk_indices(&doc.text).collect(),
+    let markdown = doc.format.is_markdown_like();
+    let splitter = if markdown {
+        Splitter::Markdown(MarkdownSplitter::new(config))
+    } else {
+        Splitter::Text(TextSplitter::new(config))
     };
-    let headings = match doc.format {
-        Format::Markdown => markdown_headings(&doc.text),
-        Format::Text => Vec::new(),
+    // Paged documents are split page by page, so no chunk spans two pages
+    // and every chunk's page is exact; offsets stay document-wide.
+    let pieces: Vec<(usize, &str)> = segments(&doc.text, &doc.page_starts)
+        .into_iter()
+        .flat_map(|range| {
+            let base = range.start;
+            splitter
+                .split(&doc.text[range])
+                .into_iter()
+                .map(move |(offset, text)| (base + offset, text))
+        })
+        .collect();
+    let headings = if markdown {
+        markdown_headings(&doc.text)
+    } else {
+        Vec::new()
     };
 
     let mut pieces: Vec<(usize, &str)> = pieces
@@ -134,6 +152,41 @@ pub fn chunk_document(
         })
         .collect();
     Ok(chunks)
+}
+
+/// The splitter for a format: Markdown-aware or plain text.
+enum Splitter<'a> {
+    Markdown(MarkdownSplitter<&'a CoreBPE>),
+    Text(TextSplitter<&'a CoreBPE>),
+}
+
+impl Splitter<'_> {
+    fn split<'t>(&self, text: &'t str) -> Vec<(usize, &'t str)> {
+        match self {
+            Splitter::Markdown(s) => s.chunk_indices(text).collect(),
+            Splitter::Text(s) => s.chunk_indices(text).collect(),
+        }
+    }
+}
+
+/// The byte ranges to split separately: one per page for paged documents
+/// (page 1 from the start of the text, each page up to the next one's start;
+/// empty pages give no range), else the whole text. Page starts that are out
+/// of order, out of range or not on a character boundary are ignored.
+fn segments(text: &str, page_starts: &[usize]) -> Vec<Range<usize>> {
+    let mut bounds: Vec<usize> = vec![0];
+    for &start in page_starts.iter().skip(1) {
+        let last = *bounds.last().expect("starts with 0");
+        if start > last && start < text.len() && text.is_char_boundary(start) {
+            bounds.push(start);
+        }
+    }
+    bounds.push(text.len());
+    bounds
+        .windows(2)
+        .map(|w| w[0]..w[1])
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 /// A heading in the source: where it starts, its level (1–6) and its text.

@@ -48,6 +48,48 @@ pub enum KnowledgeError {
     #[error("{name} contains no text")]
     Empty { name: String },
 
+    /// The bytes do not match the format the file name promises (a `.pdf`
+    /// without the PDF header, a `.txt` that is binary, a `.html` that is
+    /// not markup). The upload API answers 415 Unsupported Media Type.
+    #[error("{name} is not {} {expected} file: {reason}", article(expected))]
+    ContentMismatch {
+        name: String,
+        /// The format the extension names, as a user reads it: "PDF",
+        /// "HTML", "Markdown", "text".
+        expected: String,
+        /// What is wrong, in plain words.
+        reason: String,
+    },
+
+    /// A PDF that needs a password to open.
+    #[error(
+        "{name} is encrypted (password-protected), so its text cannot be read; \
+         save an unprotected copy and add that instead"
+    )]
+    PdfEncrypted { name: String },
+
+    /// A PDF whose pages hold no text we can extract (scans, images).
+    #[error(
+        "{name} contains no extractable text — it may be a scanned image; OCR is not supported"
+    )]
+    PdfNoText { name: String },
+
+    /// A PDF the parser could not make sense of (damaged, truncated, or using
+    /// features it does not handle).
+    #[error("{name} could not be read as a PDF; the file may be damaged or incomplete ({detail})")]
+    PdfUnreadable { name: String, detail: String },
+
+    /// Reading a PDF took longer than the time budget.
+    #[error(
+        "{name} took longer than {seconds} seconds to read and was given up on; \
+         the file may be damaged or unusually complex"
+    )]
+    PdfTimeout { name: String, seconds: u64 },
+
+    /// A document whose extracted text is over the text limit.
+    #[error("{name} holds more than {} of text, which is over the limit; split it into smaller files", human_size(*limit_bytes))]
+    TextTooLarge { name: String, limit_bytes: u64 },
+
     /// Chunk settings that cannot work (zero size, overlap not below size).
     #[error("invalid chunk settings: {0}")]
     Settings(String),
@@ -55,6 +97,11 @@ pub enum KnowledgeError {
     /// The index back end failed (SQLite error, a background task that died).
     #[error("knowledge index error: {0}")]
     Index(String),
+
+    /// The embeddings provider failed; `permanent` when retrying cannot help
+    /// (refused request, bad credentials).
+    #[error("could not embed the text: {message}")]
+    Embedding { message: String, permanent: bool },
 }
 
 impl From<rusqlite::Error> for KnowledgeError {
@@ -66,6 +113,24 @@ impl From<rusqlite::Error> for KnowledgeError {
 impl From<tokio::task::JoinError> for KnowledgeError {
     fn from(err: tokio::task::JoinError) -> Self {
         KnowledgeError::Index(format!("background task failed: {err}"))
+    }
+}
+
+/// "a" or "an" before a format name ("an HTML file", "a PDF file").
+fn article(word: &str) -> &'static str {
+    let mut chars = word.chars();
+    let (first, second) = (chars.next(), chars.next());
+    let acronym = first.is_some_and(|c| c.is_ascii_uppercase())
+        && second.is_some_and(|c| c.is_ascii_uppercase());
+    // An acronym is read letter by letter: "an HTML", "an SVG", "a PDF".
+    let vowels = if acronym {
+        "AEFHILMNORSX"
+    } else {
+        "aeiouAEIOU"
+    };
+    match first {
+        Some(c) if vowels.contains(c) => "an",
+        _ => "a",
     }
 }
 
@@ -118,6 +183,38 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "deck.pptx: .pptx files are not supported (supported: .txt, .md)"
+        );
+
+        let err = KnowledgeError::ContentMismatch {
+            name: "page.html".into(),
+            expected: "HTML".into(),
+            reason: "it holds no HTML tags".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "page.html is not an HTML file: it holds no HTML tags"
+        );
+        let err = KnowledgeError::ContentMismatch {
+            name: "r.pdf".into(),
+            expected: "PDF".into(),
+            reason: "x".into(),
+        };
+        assert_eq!(err.to_string(), "r.pdf is not a PDF file: x");
+        let err = KnowledgeError::ContentMismatch {
+            name: "n.md".into(),
+            expected: "Markdown".into(),
+            reason: "x".into(),
+        };
+        assert_eq!(err.to_string(), "n.md is not a Markdown file: x");
+
+        let err = KnowledgeError::TextTooLarge {
+            name: "book.pdf".into(),
+            limit_bytes: 10 * 1024 * 1024,
+        };
+        assert_eq!(
+            err.to_string(),
+            "book.pdf holds more than 10 MiB of text, which is over the limit; \
+             split it into smaller files"
         );
     }
 }

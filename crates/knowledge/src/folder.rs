@@ -13,14 +13,15 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use flowchat_domain::model::{
-    DocumentOwner, DocumentRecord, DocumentStatus, IngestFailure, IngestReport,
+    DocumentOrigin, DocumentOwner, DocumentRecord, DocumentStatus, IngestFailure, IngestReport,
 };
 use flowchat_domain::{DocumentId, Timestamp};
 
 use crate::chunking::{ChunkSettings, chunk_document};
+use crate::embed::{ChunkEmbedder, embed_chunks};
 use crate::error::KnowledgeError;
 use crate::index::{IndexedDocument, IndexedSummary, KnowledgeIndex};
-use crate::loader::{is_supported, load};
+use crate::loader::{Format, is_supported, load};
 
 /// Files larger than this are not read; they get a failure entry.
 pub const MAX_FILE_BYTES: u64 = 20 * 1024 * 1024;
@@ -63,7 +64,36 @@ pub async fn sync_shared_folder(
     settings: &ChunkSettings,
     now: Timestamp,
 ) -> Result<FolderSync, KnowledgeError> {
-    sync_with_limit(index, root, settings, now, MAX_FILE_BYTES).await
+    sync_with_limit(
+        index,
+        root,
+        settings,
+        now,
+        MAX_FILE_BYTES,
+        FolderScan::default(),
+    )
+    .await
+}
+
+/// What a scan must know beyond the folder.
+#[derive(Default, Clone, Copy)]
+pub struct FolderScan<'a> {
+    /// Shared documents that came from uploads, not from the folder: the scan
+    /// leaves them alone instead of removing them as absent.
+    pub uploads: Option<&'a HashSet<DocumentId>>,
+    /// Embeds the chunks of every document the scan indexes.
+    pub embedder: Option<&'a dyn ChunkEmbedder>,
+}
+
+/// [`sync_shared_folder`] that keeps uploads and embeds what it indexes.
+pub async fn sync_shared_folder_with(
+    index: &dyn KnowledgeIndex,
+    root: &Path,
+    settings: &ChunkSettings,
+    now: Timestamp,
+    scan: FolderScan<'_>,
+) -> Result<FolderSync, KnowledgeError> {
+    sync_with_limit(index, root, settings, now, MAX_FILE_BYTES, scan).await
 }
 
 pub(crate) async fn sync_with_limit(
@@ -72,9 +102,13 @@ pub(crate) async fn sync_with_limit(
     settings: &ChunkSettings,
     now: Timestamp,
     max_file_bytes: u64,
+    scan: FolderScan<'_>,
 ) -> Result<FolderSync, KnowledgeError> {
     settings.validate()?;
-    let indexed = index.documents(&DocumentOwner::Shared).await?;
+    let mut indexed = index.documents(&DocumentOwner::Shared).await?;
+    if let Some(uploads) = scan.uploads {
+        indexed.retain(|d| !uploads.contains(&d.id));
+    }
 
     let walk_root = root.to_path_buf();
     let Some(files) = tokio::task::spawn_blocking(move || list_files(&walk_root)).await?? else {
@@ -91,6 +125,7 @@ pub(crate) async fn sync_with_limit(
 
     let mut sync = SyncRun {
         index,
+        embedder: scan.embedder,
         settings: *settings,
         now,
         by_id: indexed.iter().map(|d| (d.id.clone(), d)).collect(),
@@ -129,6 +164,7 @@ struct FileEntry {
 /// The state of one sync run.
 struct SyncRun<'a> {
     index: &'a dyn KnowledgeIndex,
+    embedder: Option<&'a dyn ChunkEmbedder>,
     settings: ChunkSettings,
     now: Timestamp,
     by_id: HashMap<DocumentId, &'a IndexedSummary>,
@@ -194,11 +230,14 @@ impl SyncRun<'_> {
         let name = file.name.clone();
         let settings = self.settings;
         let chunked = tokio::task::spawn_blocking(move || {
-            load(&name, &bytes).and_then(|doc| chunk_document(&doc, &settings))
+            load(&name, &bytes).and_then(|doc| {
+                let pages = (doc.format == Format::Pdf).then_some(doc.page_starts.len() as u32);
+                Ok((chunk_document(&doc, &settings)?, pages))
+            })
         })
         .await?;
-        let chunks = match chunked {
-            Ok(chunks) => chunks,
+        let (chunks, pages) = match chunked {
+            Ok(chunked) => chunked,
             Err(err) => {
                 self.fail(id, &file.name, size, &err);
                 return Ok(());
@@ -206,6 +245,9 @@ impl SyncRun<'_> {
         };
 
         let chunk_count = chunks.len() as u32;
+        // A provider outage fails the whole scan (the job is retried); a
+        // document is never indexed without the vectors the index expects.
+        let embeddings = embed_chunks(self.embedder, &chunks).await?;
         self.index
             .replace_document(IndexedDocument {
                 id: id.clone(),
@@ -213,6 +255,7 @@ impl SyncRun<'_> {
                 owner: DocumentOwner::Shared,
                 size_bytes: size,
                 chunks,
+                embeddings,
             })
             .await?;
 
@@ -235,6 +278,8 @@ impl SyncRun<'_> {
             size_bytes: size,
             status: DocumentStatus::Indexed,
             chunks: chunk_count,
+            pages,
+            origin: DocumentOrigin::Folder,
             error: None,
             updated_at: self.now,
         });
@@ -258,6 +303,8 @@ impl SyncRun<'_> {
             size_bytes: size,
             status: DocumentStatus::Failed,
             chunks: 0,
+            pages: None,
+            origin: DocumentOrigin::Folder,
             error: Some(err.to_string()),
             updated_at: self.now,
         });
@@ -390,7 +437,7 @@ mod tests {
         let settings = ChunkSettings::default();
         let now = Timestamp::from_millis(5);
 
-        let first = sync_with_limit(&index, &root, &settings, now, 1_000)
+        let first = sync_with_limit(&index, &root, &settings, now, 1_000, FolderScan::default())
             .await
             .unwrap();
         assert_eq!(first.report.added, 1);
@@ -403,7 +450,7 @@ mod tests {
         assert_eq!(failed.status, DocumentStatus::Failed);
         assert_eq!(failed.size_bytes, 2_000);
 
-        let second = sync_with_limit(&index, &root, &settings, now, 1_000)
+        let second = sync_with_limit(&index, &root, &settings, now, 1_000, FolderScan::default())
             .await
             .unwrap();
         let again = second.upserts.iter().find(|r| r.name == "big.md").unwrap();

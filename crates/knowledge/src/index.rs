@@ -21,6 +21,18 @@ pub struct IndexedDocument {
     pub owner: DocumentOwner,
     pub size_bytes: u64,
     pub chunks: Vec<Chunk>,
+    /// One vector per chunk, in order; `None` when no embeddings provider is
+    /// configured (the document is then found by its words only).
+    pub embeddings: Option<ChunkEmbeddings>,
+}
+
+/// Vectors made by one embedding model. An index holds vectors of a single
+/// model at a time: vectors of two models are not comparable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkEmbeddings {
+    /// The model's name as the provider knows it, e.g. `text-embedding-3-small`.
+    pub model: String,
+    pub vectors: Vec<Vec<f32>>,
 }
 
 /// A document as the index holds it, without its text.
@@ -44,6 +56,9 @@ pub struct SearchQuery<'a> {
     pub viewer: Option<&'a SessionId>,
     /// The most passages to return.
     pub top_k: usize,
+    /// The question's vector, made by the index's current embedding model;
+    /// `None` searches by words only.
+    pub embedding: Option<&'a [f32]>,
 }
 
 /// One retrieved chunk, with what a citation needs.
@@ -84,4 +99,28 @@ pub trait KnowledgeIndex: Send + Sync {
 
     /// Chunks across all documents (for readiness and metrics).
     async fn chunk_count(&self) -> Result<u64, KnowledgeError>;
+
+    /// The model that made the index's vectors; `None` before any.
+    async fn embedding_model(&self) -> Result<Option<String>, KnowledgeError>;
+
+    /// Up to `limit` documents without vectors from `model` (never embedded,
+    /// or embedded by another model): what the drain re-embeds after the
+    /// configured model changes.
+    async fn documents_needing_embeddings(
+        &self,
+        model: &str,
+        limit: usize,
+    ) -> Result<Vec<DocumentId>, KnowledgeError>;
+
+    /// A document's chunks in order (to embed them again); empty if unknown.
+    async fn chunks(&self, id: &DocumentId) -> Result<Vec<Chunk>, KnowledgeError>;
+
+    /// Replaces a document's vectors (one per chunk, in order). Storing
+    /// vectors of a model other than the index's current one first drops
+    /// every vector of the old model, so vectors are never mixed.
+    async fn set_embeddings(
+        &self,
+        id: &DocumentId,
+        embeddings: ChunkEmbeddings,
+    ) -> Result<(), KnowledgeError>;
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use flowchat_domain::model::{DocumentOwner, DocumentStatus};
 use flowchat_domain::{DocumentId, Timestamp};
 use flowchat_knowledge::{
-    ChunkSettings, FolderSync, IndexedDocument, IndexedSummary, KnowledgeError, KnowledgeIndex,
-    Passage, SearchQuery, SqliteIndex, sync_shared_folder,
+    Chunk, ChunkEmbeddings, ChunkSettings, FolderSync, IndexedDocument, IndexedSummary,
+    KnowledgeError, KnowledgeIndex, Passage, SearchQuery, SqliteIndex, sync_shared_folder,
 };
 
 /// Counts the writes reaching the real index, to prove a no-change run writes nothing.
@@ -37,6 +37,27 @@ impl KnowledgeIndex for Counting {
     }
     async fn chunk_count(&self) -> Result<u64, KnowledgeError> {
         self.inner.chunk_count().await
+    }
+    async fn embedding_model(&self) -> Result<Option<String>, KnowledgeError> {
+        self.inner.embedding_model().await
+    }
+    async fn documents_needing_embeddings(
+        &self,
+        model: &str,
+        limit: usize,
+    ) -> Result<Vec<DocumentId>, KnowledgeError> {
+        self.inner.documents_needing_embeddings(model, limit).await
+    }
+    async fn chunks(&self, id: &DocumentId) -> Result<Vec<Chunk>, KnowledgeError> {
+        self.inner.chunks(id).await
+    }
+    async fn set_embeddings(
+        &self,
+        id: &DocumentId,
+        embeddings: ChunkEmbeddings,
+    ) -> Result<(), KnowledgeError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.set_embeddings(id, embeddings).await
     }
 }
 
@@ -201,6 +222,7 @@ async fn added_unchanged_updated_removed_across_runs() {
             text: "install",
             viewer: None,
             top_k: 5,
+            embedding: None,
         })
         .await
         .unwrap();
@@ -211,7 +233,8 @@ async fn added_unchanged_updated_removed_across_runs() {
             .search(SearchQuery {
                 text: "buddy",
                 viewer: None,
-                top_k: 5
+                top_k: 5,
+                embedding: None,
             })
             .await
             .unwrap()

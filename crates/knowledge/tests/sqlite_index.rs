@@ -28,6 +28,7 @@ fn doc(name: &str, owner: DocumentOwner, chunks: &[&str]) -> IndexedDocument {
             .enumerate()
             .map(|(i, t)| chunk(i as u32, None, t))
             .collect(),
+        embeddings: None,
     }
 }
 
@@ -41,6 +42,7 @@ async fn search(index: &SqliteIndex, text: &str, viewer: Option<&SessionId>) -> 
             text,
             viewer,
             top_k: 10,
+            embedding: None,
         })
         .await
         .unwrap()
@@ -188,6 +190,7 @@ async fn hostile_queries_never_error() {
                 text: q,
                 viewer: None,
                 top_k: 5,
+                embedding: None,
             })
             .await;
         assert!(result.is_ok(), "{q:?} -> {result:?}");
@@ -200,7 +203,8 @@ async fn hostile_queries_never_error() {
             .search(SearchQuery {
                 text: "mentions",
                 viewer: None,
-                top_k: 0
+                top_k: 0,
+                embedding: None,
             })
             .await
             .unwrap()

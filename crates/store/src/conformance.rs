@@ -39,15 +39,16 @@ use std::time::Duration;
 
 pub use async_trait::async_trait;
 use flowchat_domain::model::{
-    AnswerMode, ChatAnswer, Citation, Conversation, ConversationSummary, DocumentOwner,
-    DocumentRecord, DocumentStatus, IngestFailure, IngestReport, Job, JobKind, JobPayload,
-    JobResult, JobStatus, Message, Role,
+    AnswerMode, ChatAnswer, Citation, Conversation, ConversationSummary, DocumentOrigin,
+    DocumentOwner, DocumentRecord, DocumentStatus, IngestFailure, IngestReport, Job, JobKind,
+    JobPayload, JobResult, JobStatus, Message, Role,
 };
 use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
 
 use crate::{
     ChatSubmission, ClaimRequest, ClaimedJob, Completion, ConversationTarget, FailureOutcome,
-    NewJob, QueueStats, RateCheck, RateDecision, RateRule, Store, SubmitOutcome,
+    NewJob, QueueStats, RateCheck, RateDecision, RateRule, Store, SubmitOutcome, UPLOAD_PART_BYTES,
+    UploadOutcome, UploadSubmission,
 };
 
 /// How a back end's test makes stores for the checks.
@@ -116,6 +117,17 @@ macro_rules! conformance_tests {
             progress_extends_the_lease,
             partial_is_cleared_when_an_attempt_ends,
             progress_after_the_attempt_ended_is_refused,
+            documents_keep_their_page_count_and_origin,
+            get_document_reads_one_record,
+            upload_parts_round_trip_any_bytes,
+            upload_with_a_missing_part_is_none,
+            submit_upload_accepts_once_then_reports_the_existing_record,
+            submit_upload_retries_a_failed_document,
+            rate_limited_upload_writes_nothing,
+            concurrent_uploads_of_one_document_accept_one,
+            accepted_upload_job_is_claimable_with_its_payload,
+            delete_document_removes_the_record_and_queues_the_job,
+            deleting_an_unknown_document_queues_nothing,
         );
     };
 }
@@ -165,6 +177,17 @@ pub async fn run_all<H: Harness>(h: &H) {
     progress_extends_the_lease(h).await;
     partial_is_cleared_when_an_attempt_ends(h).await;
     progress_after_the_attempt_ended_is_refused(h).await;
+    documents_keep_their_page_count_and_origin(h).await;
+    get_document_reads_one_record(h).await;
+    upload_parts_round_trip_any_bytes(h).await;
+    upload_with_a_missing_part_is_none(h).await;
+    submit_upload_accepts_once_then_reports_the_existing_record(h).await;
+    submit_upload_retries_a_failed_document(h).await;
+    rate_limited_upload_writes_nothing(h).await;
+    concurrent_uploads_of_one_document_accept_one(h).await;
+    accepted_upload_job_is_claimable_with_its_payload(h).await;
+    delete_document_removes_the_record_and_queues_the_job(h).await;
+    deleting_an_unknown_document_queues_nothing(h).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -339,6 +362,97 @@ fn check(key: &str, limit: u32, window_ms: i64) -> RateCheck {
         key: key.to_owned(),
         rule: RateRule { limit, window_ms },
     }
+}
+
+/// A pending catalog record of an upload, with a fresh id.
+fn document(name: &str, owner: DocumentOwner, now: Timestamp) -> DocumentRecord {
+    DocumentRecord {
+        id: DocumentId::for_upload(&owner, &unique_bytes()),
+        name: name.to_owned(),
+        owner,
+        size_bytes: 3 * UPLOAD_PART_BYTES as u64 - 17,
+        status: DocumentStatus::Pending,
+        chunks: 0,
+        pages: None,
+        origin: DocumentOrigin::Upload,
+        error: None,
+        updated_at: now,
+    }
+}
+
+fn ingest_upload(record: &DocumentRecord) -> JobPayload {
+    JobPayload::IngestUpload {
+        document_id: record.id.clone(),
+        name: record.name.clone(),
+        owner: record.owner.clone(),
+    }
+}
+
+/// The submission of `record` as the API makes it: the job is owned by the
+/// uploading session (none for a shared upload).
+fn upload(record: &DocumentRecord, checks: Vec<RateCheck>, now: Timestamp) -> UploadSubmission {
+    let owner = match &record.owner {
+        DocumentOwner::Shared => None,
+        DocumentOwner::Session(session) => Some(session.clone()),
+    };
+    UploadSubmission {
+        record: record.clone(),
+        job: NewJob {
+            id: job_id(),
+            owner,
+            payload: ingest_upload(record),
+            now,
+        },
+        rate_checks: checks,
+    }
+}
+
+/// Submits and insists it was accepted.
+async fn submit_upload<S: Store + ?Sized>(store: &S, sub: UploadSubmission) -> Job {
+    match store.submit_upload(sub).await.expect("submit_upload") {
+        UploadOutcome::Accepted { job, .. } => job,
+        other => panic!("expected the upload to be accepted, got {other:?}"),
+    }
+}
+
+fn delete_job(id: &DocumentId, now: Timestamp) -> NewJob {
+    NewJob {
+        id: job_id(),
+        owner: None,
+        payload: JobPayload::DeleteDocument {
+            document_id: id.clone(),
+        },
+        now,
+    }
+}
+
+/// `len` bytes from a small generator seeded with `seed`: every byte value,
+/// NULs and sequences that are not UTF-8 all occur.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+async fn put_part<S: Store + ?Sized>(store: &S, id: &DocumentId, index: u32, bytes: &[u8]) {
+    store
+        .put_upload_part(id, index, bytes, at(0))
+        .await
+        .expect("put_upload_part");
+}
+
+async fn get_upload<S: Store + ?Sized>(store: &S, id: &DocumentId, parts: u32) -> Option<Vec<u8>> {
+    store.get_upload(id, parts).await.expect("get_upload")
+}
+
+async fn get_document<S: Store + ?Sized>(store: &S, id: &DocumentId) -> Option<DocumentRecord> {
+    store.get_document(id).await.expect("get_document")
 }
 
 // ---------------------------------------------------------------------------
@@ -1588,6 +1702,8 @@ pub async fn documents_are_visible_to_everyone_when_shared_else_to_their_owner<H
         size_bytes: 1_234,
         status: DocumentStatus::Pending,
         chunks: 0,
+        pages: None,
+        origin: DocumentOrigin::Folder,
         error: None,
         updated_at: at(0),
     };
@@ -2079,4 +2195,540 @@ pub async fn progress_after_the_attempt_ended_is_refused<H: Harness>(h: &H) {
     assert_eq!(job(&store, &queued.id).await, before);
     let again = claim_one(&store, at(24)).await;
     assert_eq!(again.job.id, queued.id);
+}
+
+/// A PDF's page count and a document's origin are stored and read back with
+/// its record and replaced by an upsert like any other field; formats
+/// without pages have none.
+pub async fn documents_keep_their_page_count_and_origin<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let pdf = DocumentRecord {
+        status: DocumentStatus::Indexed,
+        chunks: 40,
+        pages: Some(12),
+        origin: DocumentOrigin::Folder,
+        ..document("handbook.pdf", DocumentOwner::Shared, at(0))
+    };
+    let notes = document("notes.md", DocumentOwner::Shared, at(0));
+    for doc in [&pdf, &notes] {
+        store.upsert_document(doc).await.expect("upsert_document");
+    }
+    assert_eq!(
+        store.list_documents(None).await.expect("list"),
+        vec![pdf.clone(), notes.clone()]
+    );
+    assert_eq!(get_document(&store, &pdf.id).await, Some(pdf.clone()));
+    let notes_read = get_document(&store, &notes.id).await.expect("notes");
+    assert_eq!(
+        (notes_read.pages, notes_read.origin),
+        (None, DocumentOrigin::Upload)
+    );
+
+    for (pages, origin) in [
+        (Some(u32::MAX), DocumentOrigin::Folder),
+        (Some(0), DocumentOrigin::Upload),
+        (None, DocumentOrigin::Upload),
+        (Some(1), DocumentOrigin::Folder),
+    ] {
+        let changed = DocumentRecord {
+            pages,
+            origin,
+            updated_at: at(10),
+            ..pdf.clone()
+        };
+        store
+            .upsert_document(&changed)
+            .await
+            .expect("upsert_document");
+        assert_eq!(get_document(&store, &pdf.id).await, Some(changed.clone()));
+        let reader = h.second_handle(&store).await;
+        assert_eq!(
+            reader.list_documents(None).await.expect("list")[0],
+            changed,
+            "pages {pages:?}"
+        );
+    }
+}
+
+/// `get_document` finds one record by id, whoever owns it (the caller
+/// checks ownership), and nothing for an unknown or removed id.
+pub async fn get_document_reads_one_record<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let alice = session_id();
+    assert_eq!(
+        get_document(&store, &DocumentId::for_content(&unique_bytes())).await,
+        None
+    );
+    let shared = document("policy.pdf", DocumentOwner::Shared, at(0));
+    let private = DocumentRecord {
+        status: DocumentStatus::Failed,
+        size_bytes: u64::from(u32::MAX) + 7,
+        error: Some("no text in «scan.pdf» — OCR it first".to_owned()),
+        pages: Some(3),
+        updated_at: at(-5),
+        ..document("scan.pdf", DocumentOwner::Session(alice.clone()), at(0))
+    };
+    for doc in [&shared, &private] {
+        store.upsert_document(doc).await.expect("upsert_document");
+    }
+    assert_eq!(get_document(&store, &shared.id).await, Some(shared.clone()));
+    let reader = h.second_handle(&store).await;
+    assert_eq!(
+        get_document(&reader, &private.id).await,
+        Some(private.clone())
+    );
+    assert!(store.remove_document(&private.id).await.expect("remove"));
+    assert_eq!(get_document(&store, &private.id).await, None);
+    assert_eq!(get_document(&store, &shared.id).await, Some(shared));
+}
+
+/// Upload parts hold any bytes — every byte value, NULs, invalid UTF-8, a
+/// full part, an empty one — and are joined in index order whatever order
+/// they were stored in. Rewriting a part is harmless; uploads are separate;
+/// deleting one removes its parts only; a part above the limit is refused.
+pub async fn upload_parts_round_trip_any_bytes<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let reader = h.second_handle(&store).await;
+
+    let every_byte: Vec<u8> = (0..=255u8).collect();
+    let small = DocumentId::for_content(&unique_bytes());
+    put_part(&store, &small, 0, &every_byte).await;
+    assert_eq!(
+        get_upload(&reader, &small, 1).await,
+        Some(every_byte.clone())
+    );
+
+    let big = DocumentId::for_content(&unique_bytes());
+    let parts = [
+        noise(UPLOAD_PART_BYTES, 1),
+        [0xFF, 0xFE, 0x00, 0xC0, 0x80, 0xED, 0xA0, 0x80].repeat(UPLOAD_PART_BYTES / 8),
+        noise(1_000, 3),
+    ];
+    for part in &parts[..2] {
+        assert_eq!(part.len(), UPLOAD_PART_BYTES);
+        assert!(std::str::from_utf8(part).is_err());
+        assert!(part.contains(&0));
+    }
+    assert!((0..=255u8).all(|b| parts[0].contains(&b)));
+    for index in [2u32, 0, 1] {
+        put_part(&store, &big, index, &parts[index as usize]).await;
+    }
+    let whole = parts.concat();
+    assert_eq!(get_upload(&store, &big, 3).await, Some(whole.clone()));
+    assert_eq!(get_upload(&reader, &big, 3).await, Some(whole.clone()));
+    assert_eq!(
+        get_upload(&store, &big, 2).await,
+        Some(parts[..2].concat()),
+        "the first parts, joined"
+    );
+
+    // Rewriting a part (a retried request) changes nothing.
+    put_part(&reader, &big, 1, &parts[1]).await;
+    assert_eq!(get_upload(&store, &big, 3).await, Some(whole.clone()));
+
+    let empty = DocumentId::for_content(&unique_bytes());
+    put_part(&store, &empty, 0, &[]).await;
+    assert_eq!(get_upload(&store, &empty, 1).await, Some(Vec::new()));
+
+    store.delete_upload(&big, 3).await.expect("delete_upload");
+    assert_eq!(get_upload(&store, &big, 3).await, None);
+    assert_eq!(get_upload(&store, &big, 1).await, None);
+    assert_eq!(get_upload(&store, &small, 1).await, Some(every_byte));
+    store
+        .delete_upload(&big, 3)
+        .await
+        .expect("deleting again is no error");
+
+    let oversized = DocumentId::for_content(&unique_bytes());
+    assert!(
+        store
+            .put_upload_part(&oversized, 0, &noise(UPLOAD_PART_BYTES + 1, 4), at(0))
+            .await
+            .is_err(),
+        "a part above UPLOAD_PART_BYTES is refused"
+    );
+    assert_eq!(get_upload(&store, &oversized, 1).await, None);
+}
+
+/// One missing part — never stored, or beyond those stored — and there is
+/// no upload; storing it completes the upload.
+pub async fn upload_with_a_missing_part_is_none<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let id = DocumentId::for_content(&unique_bytes());
+    assert_eq!(get_upload(&store, &id, 1).await, None, "never stored");
+    put_part(&store, &id, 0, b"first ").await;
+    put_part(&store, &id, 2, b"third").await;
+    assert_eq!(get_upload(&store, &id, 3).await, None, "part 1 is missing");
+    put_part(&store, &id, 1, b"second ").await;
+    assert_eq!(
+        get_upload(&store, &id, 3).await.as_deref(),
+        Some(&b"first second third"[..])
+    );
+    assert_eq!(
+        get_upload(&store, &id, 4).await,
+        None,
+        "part 3 was never stored"
+    );
+    // Another id's parts do not fill the gap.
+    let other = DocumentId::for_content(&unique_bytes());
+    put_part(&store, &other, 1, b"second ").await;
+    assert_eq!(get_upload(&store, &other, 2).await, None);
+}
+
+/// An upload is accepted once: its pending record (private to its session)
+/// and queued ingest job are written and its rate limits counted. The same
+/// document again, pending or indexed, is `Existing` with nothing written
+/// or counted.
+pub async fn submit_upload_accepts_once_then_reports_the_existing_record<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let alice = session_id();
+    let bob = session_id();
+    let rule = check(&unique_key("write:session"), 5, 60_000);
+    let record = document("contract.pdf", DocumentOwner::Session(alice.clone()), at(0));
+    let sub = upload(&record, vec![rule.clone()], at(0));
+    let job_new = sub.job.clone();
+    let (job, accepted) = match store.submit_upload(sub).await.expect("submit_upload") {
+        UploadOutcome::Accepted { job, record } => (job, record),
+        other => panic!("expected the upload to be accepted, got {other:?}"),
+    };
+    assert_eq!(accepted, record);
+    assert_eq!(job.id, job_new.id);
+    assert_eq!(job.kind, JobKind::Ingest);
+    assert_eq!(job.status, JobStatus::Queued);
+    assert_eq!(job.owner, Some(alice.clone()));
+    assert_eq!(job.payload, ingest_upload(&record));
+    assert_eq!(job.attempts, 0);
+    assert_eq!((job.created_at, job.updated_at), (at(0), at(0)));
+    assert_eq!(
+        store.get_job(&job.id).await.expect("get_job"),
+        Some(job.clone())
+    );
+    assert_eq!(get_document(&store, &record.id).await, Some(record.clone()));
+    let queued = |n| QueueStats {
+        queued: n,
+        ..QueueStats::default()
+    };
+    assert_eq!(store.queue_stats(at(1)).await.expect("stats"), queued(1));
+
+    // The record keeps its owner's scope, as any catalog entry.
+    let listed = |docs: Vec<DocumentRecord>| docs.iter().any(|d| d.id == record.id);
+    assert!(listed(
+        store.list_documents(Some(&alice)).await.expect("list")
+    ));
+    assert!(!listed(
+        store.list_documents(Some(&bob)).await.expect("list")
+    ));
+    assert!(!listed(store.list_documents(None).await.expect("list")));
+
+    // Again while pending, then once indexed: nothing written or counted.
+    let indexed = DocumentRecord {
+        status: DocumentStatus::Indexed,
+        chunks: 9,
+        pages: Some(4),
+        updated_at: at(20),
+        ..record.clone()
+    };
+    for (existing, now) in [(&record, 10), (&record, 11), (&indexed, 30)] {
+        if existing.status == DocumentStatus::Indexed {
+            store
+                .upsert_document(existing)
+                .await
+                .expect("upsert_document");
+        }
+        let again = upload(
+            &DocumentRecord {
+                name: "renamed.pdf".to_owned(),
+                updated_at: at(now),
+                ..record.clone()
+            },
+            vec![rule.clone()],
+            at(now),
+        );
+        let again_job = again.job.id.clone();
+        match store.submit_upload(again).await.expect("submit_upload") {
+            UploadOutcome::Existing(found) => assert_eq!(&found, existing),
+            other => panic!("expected Existing, got {other:?}"),
+        }
+        assert_eq!(store.get_job(&again_job).await.expect("get_job"), None);
+        assert_eq!(
+            get_document(&store, &record.id).await.as_ref(),
+            Some(existing)
+        );
+        assert_eq!(store.queue_stats(at(now)).await.expect("stats"), queued(1));
+    }
+    let d = hit(&store, std::slice::from_ref(&rule), at(40)).await;
+    assert_eq!(
+        d.remaining, 3,
+        "counted once by the accepted upload, now once more"
+    );
+}
+
+/// A document whose ingestion failed is not `Existing`: uploading it again
+/// replaces the failed record with a pending one and queues a new job.
+pub async fn submit_upload_retries_a_failed_document<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let rule = check(&unique_key("write:ip"), 5, 60_000);
+    let record = document("scan.pdf", DocumentOwner::Shared, at(0));
+    let first = submit_upload(&store, upload(&record, vec![rule.clone()], at(0))).await;
+    assert_eq!(first.owner, None, "a shared upload's job has no owner");
+    let failed = DocumentRecord {
+        status: DocumentStatus::Failed,
+        error: Some("no text layer".to_owned()),
+        pages: Some(2),
+        updated_at: at(5),
+        ..record.clone()
+    };
+    store
+        .upsert_document(&failed)
+        .await
+        .expect("upsert_document");
+
+    let retry = DocumentRecord {
+        updated_at: at(10),
+        ..record.clone()
+    };
+    let second = submit_upload(&store, upload(&retry, vec![rule.clone()], at(10))).await;
+    assert_ne!(second.id, first.id);
+    assert_eq!(get_document(&store, &record.id).await, Some(retry.clone()));
+    assert_eq!(
+        store.list_documents(None).await.expect("list"),
+        vec![retry.clone()],
+        "replaced, not duplicated"
+    );
+    assert_eq!(store.queue_stats(at(11)).await.expect("stats").queued, 2);
+    assert_eq!(
+        hit(&store, std::slice::from_ref(&rule), at(12))
+            .await
+            .remaining,
+        2,
+        "both accepted uploads counted"
+    );
+    // Pending again: a third upload is `Existing`.
+    assert!(matches!(
+        store
+            .submit_upload(upload(&retry, vec![rule], at(13)))
+            .await
+            .expect("submit_upload"),
+        UploadOutcome::Existing(found) if found == retry
+    ));
+}
+
+/// A refused upload writes nothing — no record, no job, no queue entry, no
+/// hit on the checks that allowed it — and leaves a failed record as it was.
+pub async fn rate_limited_upload_writes_nothing<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let session = session_id();
+    let loose = check(&unique_key("write:ip"), 5, 60_000);
+    let tight = check(&unique_key("write:session"), 1, 60_000);
+    assert!(
+        hit(&store, std::slice::from_ref(&tight), at(0))
+            .await
+            .allowed
+    );
+
+    let record = document("big.pdf", DocumentOwner::Session(session.clone()), at(1));
+    let sub = upload(&record, vec![loose.clone(), tight.clone()], at(1));
+    let refused_job = sub.job.id.clone();
+    match store.submit_upload(sub).await.expect("submit_upload") {
+        UploadOutcome::RateLimited(d) => {
+            assert!(!d.allowed);
+            assert_eq!(d.limit, 1);
+            assert_eq!(d.remaining, 0);
+            assert_eq!(d.reset_at, at(60_000));
+            assert!(d.retry_after_ms >= 1_000);
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert_eq!(get_document(&store, &record.id).await, None);
+    assert_eq!(store.get_job(&refused_job).await.expect("get_job"), None);
+    assert_eq!(
+        store.queue_stats(at(2)).await.expect("stats"),
+        QueueStats::default()
+    );
+    assert!(
+        store
+            .list_documents(Some(&session))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        hit(&store, std::slice::from_ref(&loose), at(3))
+            .await
+            .remaining,
+        4,
+        "the allowing check was not counted"
+    );
+
+    let failed = DocumentRecord {
+        status: DocumentStatus::Failed,
+        error: Some("timeout".to_owned()),
+        ..record.clone()
+    };
+    store
+        .upsert_document(&failed)
+        .await
+        .expect("upsert_document");
+    assert!(matches!(
+        store
+            .submit_upload(upload(&record, vec![tight], at(4)))
+            .await
+            .expect("submit_upload"),
+        UploadOutcome::RateLimited(_)
+    ));
+    assert_eq!(get_document(&store, &record.id).await, Some(failed));
+    assert_eq!(store.queue_stats(at(5)).await.expect("stats").queued, 0);
+}
+
+/// The same document uploaded many times at once, through two handles:
+/// exactly one upload is accepted and one job queued; the others see it.
+pub async fn concurrent_uploads_of_one_document_accept_one<H: Harness>(h: &H) {
+    let a = Arc::new(h.fresh().await);
+    let b = Arc::new(h.second_handle(&a).await);
+    let record = document("same.pdf", DocumentOwner::Shared, at(0));
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let sub = upload(&record, Vec::new(), at(i));
+        tasks.push(tokio::spawn(async move {
+            store.submit_upload(sub).await.expect("submit_upload")
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.expect("the task finished") {
+            UploadOutcome::Accepted { .. } => accepted += 1,
+            UploadOutcome::Existing(found) => assert_eq!(found, record),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(accepted, 1);
+    assert_eq!(a.queue_stats(at(100)).await.expect("stats").queued, 1);
+}
+
+/// The drain claims an accepted upload's job like any other, with the
+/// payload that names the document, and completes it.
+pub async fn accepted_upload_job_is_claimable_with_its_payload<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let session = session_id();
+    let record = document(
+        "report.docx",
+        DocumentOwner::Session(session.clone()),
+        at(0),
+    );
+    let submitted = submit_upload(&store, upload(&record, Vec::new(), at(0))).await;
+    let drain = h.second_handle(&store).await;
+    let claimed = claim_one(&drain, at(1)).await;
+    assert_eq!(claimed.job.id, submitted.id);
+    assert_eq!(claimed.job.kind, JobKind::Ingest);
+    assert_eq!(claimed.job.status, JobStatus::Running);
+    assert_eq!(claimed.job.attempts, 1);
+    assert_eq!(claimed.job.owner, Some(session.clone()));
+    assert_eq!(
+        claimed.job.payload,
+        JobPayload::IngestUpload {
+            document_id: record.id.clone(),
+            name: "report.docx".to_owned(),
+            owner: DocumentOwner::Session(session),
+        }
+    );
+    let report = JobResult::Ingest(IngestReport {
+        added: 1,
+        ..IngestReport::default()
+    });
+    assert_eq!(
+        drain
+            .complete_job(&claimed, &report, at(2))
+            .await
+            .expect("complete_job"),
+        Completion::Stored
+    );
+    assert_eq!(job(&store, &submitted.id).await.result, Some(report));
+}
+
+/// Deleting a document removes its record (from every listing) and queues
+/// the job that removes its chunks, claimable with its payload; deleting it
+/// again queues nothing, and uploading it again is a new upload.
+pub async fn delete_document_removes_the_record_and_queues_the_job<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let alice = session_id();
+    let record = DocumentRecord {
+        status: DocumentStatus::Indexed,
+        chunks: 7,
+        pages: Some(2),
+        ..document("old.pdf", DocumentOwner::Session(alice.clone()), at(0))
+    };
+    store
+        .upsert_document(&record)
+        .await
+        .expect("upsert_document");
+    let delete = delete_job(&record.id, at(1));
+    assert!(
+        store
+            .delete_document(&record.id, delete.clone())
+            .await
+            .expect("delete_document")
+    );
+    assert_eq!(get_document(&store, &record.id).await, None);
+    assert!(
+        store
+            .list_documents(Some(&alice))
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let queued = job(&store, &delete.id).await;
+    assert_eq!(queued.kind, JobKind::Delete);
+    assert_eq!(queued.status, JobStatus::Queued);
+    assert_eq!(queued.created_at, at(1));
+    assert_eq!(store.queue_stats(at(2)).await.expect("stats").queued, 1);
+
+    let claimed = claim_one(&store, at(3)).await;
+    assert_eq!(claimed.job.id, delete.id);
+    assert_eq!(claimed.job.kind, JobKind::Delete);
+    assert_eq!(
+        claimed.job.payload,
+        JobPayload::DeleteDocument {
+            document_id: record.id.clone()
+        }
+    );
+
+    let again = delete_job(&record.id, at(4));
+    assert!(
+        !store
+            .delete_document(&record.id, again.clone())
+            .await
+            .expect("delete_document")
+    );
+    assert_eq!(store.get_job(&again.id).await.expect("get_job"), None);
+    let stats = store.queue_stats(at(5)).await.expect("stats");
+    assert_eq!((stats.queued, stats.running), (0, 1));
+
+    let pending = DocumentRecord {
+        status: DocumentStatus::Pending,
+        chunks: 0,
+        pages: None,
+        updated_at: at(6),
+        ..record.clone()
+    };
+    submit_upload(&store, upload(&pending, Vec::new(), at(6))).await;
+    assert_eq!(get_document(&store, &record.id).await, Some(pending));
+}
+
+/// Deleting a document that is not in the catalog is `false` and queues nothing.
+pub async fn deleting_an_unknown_document_queues_nothing<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let id = DocumentId::for_content(&unique_bytes());
+    let delete = delete_job(&id, at(0));
+    assert!(
+        !store
+            .delete_document(&id, delete.clone())
+            .await
+            .expect("delete_document")
+    );
+    assert_eq!(store.get_job(&delete.id).await.expect("get_job"), None);
+    assert_eq!(
+        store.queue_stats(at(1)).await.expect("stats"),
+        QueueStats::default()
+    );
 }

@@ -120,6 +120,41 @@ pub enum SubmitOutcome {
     ConversationNotFound,
 }
 
+/// Upload bytes are kept in parts of at most this size: each part is one
+/// request to Upstash, well under its request-size limit once base64-encoded.
+pub const UPLOAD_PART_BYTES: usize = 256 * 1024;
+
+/// How many parts an upload of `size_bytes` is stored in.
+pub fn upload_parts(size_bytes: u64) -> u32 {
+    size_bytes.div_ceil(UPLOAD_PART_BYTES as u64).max(1) as u32
+}
+
+/// Everything an accepted upload writes, applied atomically after its parts
+/// were stored with [`Store::put_upload_part`].
+#[derive(Debug, Clone)]
+pub struct UploadSubmission {
+    /// Status `pending`; its id is the content hash in its owner's scope.
+    pub record: DocumentRecord,
+    /// The ingest job (payload `IngestUpload`).
+    pub job: NewJob,
+    /// Checked first; nothing is counted or written unless all pass.
+    pub rate_checks: Vec<RateCheck>,
+}
+
+// As with `SubmitOutcome`: returned once per upload and consumed at once.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum UploadOutcome {
+    /// The record (pending) and the ingest job were written.
+    Accepted { job: Job, record: DocumentRecord },
+    /// A document with this id is already in the catalog (pending or
+    /// indexed): nothing was written or counted. A `failed` record does not
+    /// count: uploading it again retries it.
+    Existing(DocumentRecord),
+    /// The first check that refused; nothing was written or counted.
+    RateLimited(RateDecision),
+}
+
 /// A queued job to create outside a chat submission (ingest and admin work).
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -308,4 +343,32 @@ pub trait Store: Send + Sync {
         &self,
         viewer: Option<&SessionId>,
     ) -> Result<Vec<DocumentRecord>, StoreError>;
+
+    async fn get_document(&self, id: &DocumentId) -> Result<Option<DocumentRecord>, StoreError>;
+
+    /// Stores part `index` (0-based) of an upload's bytes, at most
+    /// [`UPLOAD_PART_BYTES`]; expires after the upload TTL. Rewriting a part
+    /// is harmless (same id, same bytes).
+    async fn put_upload_part(
+        &self,
+        id: &DocumentId,
+        index: u32,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// The upload's bytes, its `parts` joined in order; `None` when any part
+    /// is missing (expired, or never stored).
+    async fn get_upload(&self, id: &DocumentId, parts: u32) -> Result<Option<Vec<u8>>, StoreError>;
+
+    async fn delete_upload(&self, id: &DocumentId, parts: u32) -> Result<(), StoreError>;
+
+    /// Rate limits, the duplicate check, the pending catalog record and the
+    /// ingest job with its enqueue, all or nothing, in one round trip.
+    async fn submit_upload(&self, upload: UploadSubmission) -> Result<UploadOutcome, StoreError>;
+
+    /// Removes the catalog record and queues `job` (which removes the chunks
+    /// from the index), atomically; `false` (nothing queued) when there is
+    /// no such record.
+    async fn delete_document(&self, id: &DocumentId, job: NewJob) -> Result<bool, StoreError>;
 }

@@ -18,31 +18,42 @@
 //! accepted from any claim (the work is done, and completion is idempotent).
 //! The lease holder may also record progress: the answer text streamed so far
 //! (`partial`, cleared whenever the attempt ends) and a later `lease_until`.
+//!
+//! Upload bytes wait in `upload_parts` until the drain ingests them. Unlike
+//! everything else here they expire by this machine's clock, not the
+//! caller's `now`: `get_upload` is given no time, and Redis judges the same
+//! TTL by its own clock, so both back ends agree.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flowchat_domain::model::{
-    ChatAnswer, Citation, Conversation, ConversationSummary, DocumentOwner, DocumentRecord,
-    DocumentStatus, Job, JobPayload, JobResult, JobStatus, Message, Role,
+    ChatAnswer, Citation, Conversation, ConversationSummary, DocumentOrigin, DocumentOwner,
+    DocumentRecord, DocumentStatus, Job, JobPayload, JobResult, JobStatus, Message, Role,
 };
 use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
 use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 
-use crate::codec::{corrupt, from_json, parse_kind, parse_status, to_json, to_u32};
+use crate::codec::{
+    check_upload_part, corrupt, from_json, parse_kind, parse_status, to_json, to_u32,
+};
 use crate::rate;
 use crate::{
     ChatSubmission, ClaimRequest, ClaimedJob, Completion, ConversationTarget, DeadLetter,
     FailureOutcome, Heartbeat, NewJob, QueueStats, RateCheck, RateDecision, Store, StoreError,
-    SubmitOutcome,
+    SubmitOutcome, UploadOutcome, UploadSubmission,
 };
 
 /// The schema version this build creates and understands.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
+
+/// How long upload bytes wait for the drain by default; the Upstash back
+/// end's default ([`crate::upstash::Ttls`]) is the same.
+pub const DEFAULT_UPLOAD_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -138,10 +149,35 @@ const MIGRATION_V2: &str = r#"
 ALTER TABLE jobs ADD COLUMN partial TEXT;
 "#;
 
+/// v2 → v3: a PDF's page count in the catalog (NULL for formats without
+/// pages, and for documents catalogued before); where a document came from
+/// (every earlier one from the shared folder: there were no uploads); and
+/// the bytes of uploads waiting for the drain, kept in parts as on Upstash.
+const MIGRATION_V3: &str = r#"
+ALTER TABLE documents ADD COLUMN pages INTEGER;
+ALTER TABLE documents ADD COLUMN origin TEXT NOT NULL DEFAULT 'folder';
+-- A rowid table: WITHOUT ROWID suits small rows, not parts of 256 KiB.
+CREATE TABLE upload_parts (
+    document_id TEXT NOT NULL,
+    part        INTEGER NOT NULL,
+    bytes       BLOB NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (document_id, part)
+);
+CREATE INDEX upload_parts_by_expiry ON upload_parts (expires_at);
+"#;
+
 /// The `jobs` columns [`RawJob::read`] expects, in order.
 macro_rules! job_columns {
     () => {
         "id, kind, status, owner, payload, attempts, result, error, created_at, updated_at, partial"
+    };
+}
+
+/// The `documents` columns [`read_document`] expects, in order.
+macro_rules! document_columns {
+    () => {
+        "id, name, owner, size_bytes, status, chunks, error, updated_at, pages, origin"
     };
 }
 
@@ -162,6 +198,8 @@ macro_rules! claimable {
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// How long upload parts live, in milliseconds.
+    upload_ttl_ms: i64,
 }
 
 struct Inner {
@@ -196,7 +234,17 @@ impl SqliteStore {
                 path,
                 next_rate_sweep: AtomicI64::new(i64::MIN),
             }),
+            upload_ttl_ms: duration_millis(DEFAULT_UPLOAD_TTL),
         })
+    }
+
+    /// The same store with upload parts living `ttl` (from when each part
+    /// was stored) instead of [`DEFAULT_UPLOAD_TTL`], as `Ttls::upload` does
+    /// for Upstash.
+    #[must_use]
+    pub fn with_upload_ttl(mut self, ttl: Duration) -> Self {
+        self.upload_ttl_ms = duration_millis(ttl);
+        self
     }
 
     /// The file this store was opened on.
@@ -222,6 +270,18 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(format!("a store task did not finish: {e}")))?
     }
+}
+
+fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+/// This machine's clock, for upload expiry only (see the module documentation).
+fn clock_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
@@ -266,7 +326,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version < 2 {
         tx.execute_batch(MIGRATION_V2)?;
     }
-    // Later versions: `if version < 3 { ... }`.
+    if version < 3 {
+        tx.execute_batch(MIGRATION_V3)?;
+    }
+    // Later versions: `if version < 4 { ... }`.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -900,6 +963,8 @@ fn read_document(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DocumentRec
     let chunks: i64 = row.get(5)?;
     let error: Option<String> = row.get(6)?;
     let updated_at: i64 = row.get(7)?;
+    let pages: Option<i64> = row.get(8)?;
+    let origin: String = row.get(9)?;
     Ok((|| {
         Ok(DocumentRecord {
             id: DocumentId::from_trusted(id),
@@ -909,10 +974,83 @@ fn read_document(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DocumentRec
             status: DocumentStatus::parse(&status)
                 .ok_or_else(|| corrupt("document status", format!("unknown status {status:?}")))?,
             chunks: to_u32("document chunks", chunks)?,
+            pages: pages.map(|p| to_u32("document pages", p)).transpose()?,
+            origin: DocumentOrigin::parse(&origin)
+                .ok_or_else(|| corrupt("document origin", format!("unknown origin {origin:?}")))?,
             error,
             updated_at: Timestamp::from_millis(updated_at),
         })
     })())
+}
+
+fn get_document(conn: &Connection, id: &DocumentId) -> Result<Option<DocumentRecord>, StoreError> {
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        document_columns!(),
+        " FROM documents WHERE id = ?1"
+    ))?
+    .query_row([id.as_str()], read_document)
+    .optional()?
+    .transpose()
+}
+
+/// Inserts or replaces the catalog entry with this id.
+fn write_document(conn: &Connection, record: &DocumentRecord) -> Result<(), StoreError> {
+    let size = i64::try_from(record.size_bytes).map_err(|_| {
+        StoreError::Backend(format!("document size {} is too large", record.size_bytes))
+    })?;
+    conn.prepare_cached(
+        "INSERT INTO documents (id, name, owner, size_bytes, status, chunks, error, updated_at,
+           pages, origin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, owner = excluded.owner,
+           size_bytes = excluded.size_bytes, status = excluded.status,
+           chunks = excluded.chunks, error = excluded.error, updated_at = excluded.updated_at,
+           pages = excluded.pages, origin = excluded.origin",
+    )?
+    .execute(params![
+        record.id.as_str(),
+        record.name,
+        record.owner.as_key(),
+        size,
+        record.status.as_str(),
+        record.chunks,
+        record.error,
+        record.updated_at.as_millis(),
+        record.pages,
+        record.origin.as_str(),
+    ])?;
+    Ok(())
+}
+
+fn submit_upload_tx(
+    conn: &mut Connection,
+    inner: &Inner,
+    upload: UploadSubmission,
+) -> Result<UploadOutcome, StoreError> {
+    let UploadSubmission {
+        record,
+        job,
+        rate_checks,
+    } = upload;
+    let now = job.now;
+    // Every early return drops `tx`, which rolls back: nothing written or counted.
+    let tx = immediate(conn)?;
+    if let Some(existing) = get_document(&tx, &record.id)?
+        && existing.status != DocumentStatus::Failed
+    {
+        return Ok(UploadOutcome::Existing(existing));
+    }
+    let evaluated = match evaluate_rates(&tx, &rate_checks, now)? {
+        Ok(evaluated) => evaluated,
+        Err(refused) => return Ok(UploadOutcome::RateLimited(refused)),
+    };
+    count_rates(&tx, inner, &evaluated, now)?;
+    write_document(&tx, &record)?;
+    let job = Job::queued(job.id, job.owner, job.payload, now);
+    insert_job(&tx, &job, now.as_millis())?;
+    tx.commit()?;
+    Ok(UploadOutcome::Accepted { job, record })
 }
 
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
@@ -1259,30 +1397,7 @@ impl Store for SqliteStore {
 
     async fn upsert_document(&self, record: &DocumentRecord) -> Result<(), StoreError> {
         let record = record.clone();
-        self.run(move |conn, _| {
-            let size = i64::try_from(record.size_bytes).map_err(|_| {
-                StoreError::Backend(format!("document size {} is too large", record.size_bytes))
-            })?;
-            conn.prepare_cached(
-                "INSERT INTO documents (id, name, owner, size_bytes, status, chunks, error, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, owner = excluded.owner,
-                   size_bytes = excluded.size_bytes, status = excluded.status,
-                   chunks = excluded.chunks, error = excluded.error, updated_at = excluded.updated_at",
-            )?
-            .execute(params![
-                record.id.as_str(),
-                record.name,
-                record.owner.as_key(),
-                size,
-                record.status.as_str(),
-                record.chunks,
-                record.error,
-                record.updated_at.as_millis()
-            ])?;
-            Ok(())
-        })
-        .await
+        self.run(move |conn, _| write_document(conn, &record)).await
     }
 
     async fn remove_document(&self, id: &DocumentId) -> Result<bool, StoreError> {
@@ -1306,13 +1421,117 @@ impl Store for SqliteStore {
             // `shared` twice when there is no viewer: a session id is a UUID, never `shared`.
             let own = viewer.as_deref().unwrap_or(shared.as_key());
             let rows: Vec<Result<DocumentRecord, StoreError>> = conn
-                .prepare_cached(
-                    "SELECT id, name, owner, size_bytes, status, chunks, error, updated_at
-                     FROM documents WHERE owner = ?1 OR owner = ?2 ORDER BY name, id",
-                )?
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    document_columns!(),
+                    " FROM documents WHERE owner = ?1 OR owner = ?2 ORDER BY name, id"
+                ))?
                 .query_map(params![shared.as_key(), own], read_document)?
                 .collect::<Result<_, _>>()?;
             rows.into_iter().collect()
+        })
+        .await
+    }
+
+    async fn get_document(&self, id: &DocumentId) -> Result<Option<DocumentRecord>, StoreError> {
+        let id = id.clone();
+        self.run(move |conn, _| get_document(conn, &id)).await
+    }
+
+    /// Expired parts of any upload are deleted on the way.
+    async fn put_upload_part(
+        &self,
+        id: &DocumentId,
+        index: u32,
+        bytes: &[u8],
+        _now: Timestamp,
+    ) -> Result<(), StoreError> {
+        check_upload_part(index, bytes)?;
+        let (id, bytes, ttl) = (id.clone(), bytes.to_vec(), self.upload_ttl_ms);
+        self.run(move |conn, _| {
+            let clock = clock_millis();
+            let tx = immediate(conn)?;
+            tx.prepare_cached("DELETE FROM upload_parts WHERE expires_at <= ?1")?
+                .execute([clock])?;
+            tx.prepare_cached(
+                "INSERT INTO upload_parts (document_id, part, bytes, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (document_id, part) DO UPDATE SET bytes = excluded.bytes,
+                   expires_at = excluded.expires_at",
+            )?
+            .execute(params![
+                id.as_str(),
+                index,
+                bytes,
+                clock.saturating_add(ttl)
+            ])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_upload(&self, id: &DocumentId, parts: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = id.clone();
+        self.run(move |conn, _| {
+            let rows: Vec<(i64, Vec<u8>)> = conn
+                .prepare_cached(
+                    "SELECT part, bytes FROM upload_parts
+                     WHERE document_id = ?1 AND part >= 0 AND part < ?2 AND expires_at > ?3
+                     ORDER BY part",
+                )?
+                .query_map(params![id.as_str(), parts, clock_millis()], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            // The key is (id, part), so `parts` rows are exactly parts 0..parts.
+            if rows.len() != usize::try_from(parts).unwrap_or(usize::MAX) {
+                return Ok(None);
+            }
+            let mut joined = Vec::with_capacity(rows.iter().map(|(_, b)| b.len()).sum());
+            for (_, bytes) in rows {
+                joined.extend_from_slice(&bytes);
+            }
+            Ok(Some(joined))
+        })
+        .await
+    }
+
+    async fn delete_upload(&self, id: &DocumentId, parts: u32) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.run(move |conn, _| {
+            conn.prepare_cached(
+                "DELETE FROM upload_parts WHERE document_id = ?1 AND part >= 0 AND part < ?2",
+            )?
+            .execute(params![id.as_str(), parts])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction: the duplicate check → rate checks
+    /// (the same code as `submit_chat`) → count the hits → the pending
+    /// record → the queued ingest job.
+    async fn submit_upload(&self, upload: UploadSubmission) -> Result<UploadOutcome, StoreError> {
+        self.run(move |conn, inner| submit_upload_tx(conn, inner, upload))
+            .await
+    }
+
+    async fn delete_document(&self, id: &DocumentId, job: NewJob) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.run(move |conn, _| {
+            let tx = immediate(conn)?;
+            let removed = tx
+                .prepare_cached("DELETE FROM documents WHERE id = ?1")?
+                .execute([id.as_str()])?;
+            if removed == 0 {
+                return Ok(false);
+            }
+            let now = job.now.as_millis();
+            let job = Job::queued(job.id, job.owner, job.payload, job.now);
+            insert_job(&tx, &job, now)?;
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
@@ -1370,7 +1589,7 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         {
             let conn = store.inner.conn.lock().unwrap();
-            assert_eq!(user_version(&conn).unwrap(), 2);
+            assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
             let columns: Vec<String> = conn
                 .prepare("SELECT name FROM pragma_table_info('jobs')")
                 .unwrap()
@@ -1438,6 +1657,214 @@ mod tests {
         assert!(SqliteStore::open(&path).is_err());
         let conn = Connection::open(&path).unwrap();
         assert_eq!(user_version(&conn).unwrap(), 1);
+    }
+
+    fn columns(conn: &Connection, table: &str) -> Vec<String> {
+        conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// A version 2 file (before page counts and upload parts) opens, is
+    /// upgraded in place, keeps its catalog (with no page counts), and
+    /// stores page counts and upload parts afterwards.
+    #[tokio::test]
+    async fn a_version_2_file_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let id = DocumentId::for_content(b"v2 document");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(MIGRATION_V2).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute(
+                "INSERT INTO documents (id, name, owner, size_bytes, status, chunks, error, updated_at)
+                 VALUES (?1, 'old.pdf', 'shared', 42, 'indexed', 3, NULL, 5)",
+                [id.as_str()],
+            )
+            .unwrap();
+        }
+
+        let store = SqliteStore::open(&path).unwrap();
+        {
+            let conn = store.inner.conn.lock().unwrap();
+            assert_eq!(user_version(&conn).unwrap(), 3);
+            let documents = columns(&conn, "documents");
+            assert!(
+                documents.ends_with(&["pages".into(), "origin".into()]),
+                "{documents:?}"
+            );
+            assert_eq!(
+                columns(&conn, "upload_parts"),
+                ["document_id", "part", "bytes", "expires_at"]
+            );
+        }
+        let old = store.get_document(&id).await.unwrap().unwrap();
+        let expected = DocumentRecord {
+            id: id.clone(),
+            name: "old.pdf".to_owned(),
+            owner: DocumentOwner::Shared,
+            size_bytes: 42,
+            status: DocumentStatus::Indexed,
+            chunks: 3,
+            pages: None,
+            origin: DocumentOrigin::Folder,
+            error: None,
+            updated_at: Timestamp::from_millis(5),
+        };
+        assert_eq!(old, expected);
+        assert_eq!(store.list_documents(None).await.unwrap(), vec![old.clone()]);
+
+        let paged = DocumentRecord {
+            pages: Some(9),
+            origin: DocumentOrigin::Upload,
+            ..old
+        };
+        store.upsert_document(&paged).await.unwrap();
+        store
+            .put_upload_part(&id, 0, b"\0bytes\xff", Timestamp::from_millis(6))
+            .await
+            .unwrap();
+        drop(store);
+
+        // Opening the upgraded file again changes nothing.
+        let again = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            user_version(&again.inner.conn.lock().unwrap()).unwrap(),
+            SCHEMA_VERSION
+        );
+        assert_eq!(again.get_document(&id).await.unwrap(), Some(paged));
+        assert_eq!(
+            again.get_upload(&id, 1).await.unwrap().as_deref(),
+            Some(&b"\0bytes\xff"[..])
+        );
+    }
+
+    /// A v3 step that fails (the column is already there) leaves the file
+    /// at version 2 without the step's other changes.
+    #[test]
+    fn a_failed_v3_migration_keeps_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(MIGRATION_V2).unwrap();
+            conn.execute_batch("ALTER TABLE documents ADD COLUMN pages INTEGER")
+                .unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+        }
+        assert!(SqliteStore::open(&path).is_err());
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), 2);
+        assert!(columns(&conn, "upload_parts").is_empty(), "rolled back");
+    }
+
+    /// Parts past their expiry are no upload, and the next stored part
+    /// deletes them; the TTL runs from the write, by this machine's clock.
+    #[tokio::test]
+    async fn expired_upload_parts_are_ignored_and_swept() {
+        let (_dir, store) = store();
+        let store = store.with_upload_ttl(Duration::from_secs(60));
+        let (old, fresh) = (
+            DocumentId::for_content(b"old upload"),
+            DocumentId::for_content(b"fresh upload"),
+        );
+        let before = clock_millis();
+        for id in [&old, &fresh] {
+            store
+                .put_upload_part(id, 0, b"part", Timestamp::from_millis(0))
+                .await
+                .unwrap();
+        }
+        let expiry = |id: &DocumentId| -> Vec<i64> {
+            store
+                .inner
+                .conn
+                .lock()
+                .unwrap()
+                .prepare("SELECT expires_at FROM upload_parts WHERE document_id = ?1")
+                .unwrap()
+                .query_map([id.as_str()], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let at = expiry(&fresh)[0];
+        assert!(
+            at >= before + 60_000 && at <= clock_millis() + 60_000,
+            "{at}"
+        );
+
+        store
+            .inner
+            .conn
+            .lock()
+            .unwrap()
+            .execute(
+                "UPDATE upload_parts SET expires_at = ?2 WHERE document_id = ?1",
+                params![old.as_str(), clock_millis() - 1],
+            )
+            .unwrap();
+        assert_eq!(store.get_upload(&old, 1).await.unwrap(), None);
+        assert_eq!(
+            store.get_upload(&fresh, 1).await.unwrap().as_deref(),
+            Some(&b"part"[..])
+        );
+        assert_eq!(expiry(&old).len(), 1, "reading deletes nothing");
+        store
+            .put_upload_part(&fresh, 1, b"more", Timestamp::from_millis(0))
+            .await
+            .unwrap();
+        assert!(expiry(&old).is_empty(), "swept by the next write");
+        assert_eq!(expiry(&fresh).len(), 2);
+    }
+
+    /// A page count that does not fit a u32, or an unknown origin, is
+    /// corrupt, not a panic, a wrapped number or a guess.
+    #[tokio::test]
+    async fn an_impossible_page_count_or_origin_is_corrupt() {
+        let (_dir, store) = store();
+        let id = DocumentId::for_content(b"pages");
+        store
+            .upsert_document(&DocumentRecord {
+                id: id.clone(),
+                name: "x.pdf".to_owned(),
+                owner: DocumentOwner::Shared,
+                size_bytes: 1,
+                status: DocumentStatus::Indexed,
+                chunks: 1,
+                pages: Some(1),
+                origin: DocumentOrigin::Upload,
+                error: None,
+                updated_at: Timestamp::from_millis(1),
+            })
+            .await
+            .unwrap();
+        for bad in ["pages = -3", "pages = 1, origin = 'mail'"] {
+            store
+                .inner
+                .conn
+                .lock()
+                .unwrap()
+                .execute(&format!("UPDATE documents SET {bad}"), [])
+                .unwrap();
+            assert!(
+                matches!(store.get_document(&id).await, Err(StoreError::Corrupt(_))),
+                "{bad}"
+            );
+            assert!(
+                matches!(
+                    store.list_documents(None).await,
+                    Err(StoreError::Corrupt(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! | `P:rate:<key>:<window_ms>:<window_start>` | string | hits counted in one fixed window; expires two windows later |
 //! | `P:heartbeats` | sorted set | worker → last heartbeat (ms) |
 //! | `P:docs`, `P:docs:owner`, `P:docs:by-owner:<owner>` | hash, hash, set | catalog: id → record JSON, id → owner key, per-owner ids |
+//! | `P:upload:<document id>:<index>` | string | part `index` of an upload's bytes, base64 (arguments must be UTF-8 text); TTL [`Ttls::upload`] from when it was stored |
 //!
 //! Members of the two queue sorted sets are `<seq>|<job id>`, where `seq` is
 //! the id of the job's first stream entry: its place in arrival order.
@@ -70,7 +71,9 @@
 //! `hit_rate_limits`, `submit_chat`, `enqueue`, `get_job`, `get_conversation`
 //! (MULTI/EXEC), `delete_conversation`, `complete_*`, `fail_job`, `release`,
 //! `record_progress`, `dead_letters`, `replay_dead_letter`, `queue_stats`, heartbeats, catalog
-//! calls. `list_conversations`: two (ids, then one pipeline of records).
+//! calls (`submit_upload` and `delete_document` included), and each upload
+//! call: `put_upload_part` (`SET ... PX`), `get_upload` (one `MGET` of every
+//! part), `delete_upload` (one `DEL`). `list_conversations`: two (ids, then one pipeline of records).
 //! `claim`: one when nothing is claimable, else two (more only when a
 //! candidate turned out not claimable and the batch is not full). Scripts go
 //! as `EVALSHA`; the first use on a fresh Redis costs one more request
@@ -90,25 +93,28 @@
 //! - Lease ids come from a counter in Redis: unique per namespace, not secret.
 //! - Records expire ([`Ttls`]); a claim that meets an expired job drops its
 //!   queue entries.
+//! - `submit_upload` recognises a failed catalog record by the exact text of
+//!   its status in the stored JSON ([`FAILED_MARKER`]): Upstash's Lua has no
+//!   JSON decoder.
 
 mod scripts;
 
 use std::time::Duration;
 
 use flowchat_domain::model::{
-    ChatAnswer, Citation, Conversation, ConversationSummary, DocumentOwner, DocumentRecord,
-    DocumentStatus, Job, JobKind, JobPayload, JobResult, JobStatus, Message, Role,
+    ChatAnswer, Citation, Conversation, ConversationSummary, DocumentOrigin, DocumentOwner,
+    DocumentRecord, DocumentStatus, Job, JobKind, JobPayload, JobResult, JobStatus, Message, Role,
 };
 use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
 use flowchat_upstash::{Arg, Command, Script, UpstashClient, UpstashError, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{corrupt, from_json, to_json, to_u32};
+use crate::codec::{base64, check_upload_part, corrupt, from_json, to_json, to_u32};
 use crate::rate;
 use crate::{
     ChatSubmission, ClaimRequest, ClaimedJob, Completion, ConversationTarget, DeadLetter,
     FailureOutcome, Heartbeat, NewJob, QueueStats, RateCheck, RateDecision, Store, StoreError,
-    SubmitOutcome,
+    SubmitOutcome, UploadOutcome, UploadSubmission,
 };
 
 /// The consumer group of the job stream.
@@ -129,6 +135,12 @@ const RATE_COUNTER_SLACK_MS: i64 = 1000;
 /// Extra time an owner's conversation index keeps ids past the conversation
 /// TTL, for clock differences between callers and Redis.
 const CONVERSATION_PRUNE_SLACK_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What a stored failed document's JSON holds, and no other record's JSON
+/// does: serde writes [`StoredDocument`]'s fields in order, without spaces,
+/// and escapes every quote inside a string, so this text can only be the
+/// status field itself (a test pins it).
+const FAILED_MARKER: &str = ",\"status\":\"failed\",";
 
 /// The fields of a job hash read back as a [`Job`], in this order (also in `lua/lib.lua`).
 const JOB_FIELDS: [&str; 11] = [
@@ -319,6 +331,29 @@ impl UpstashStore {
         millis(self.ttls.conversation)
     }
 
+    fn upload_ttl(&self) -> i64 {
+        millis(self.ttls.upload)
+    }
+
+    fn upload_keys(&self, id: &DocumentId, parts: u32) -> Vec<String> {
+        (0..parts)
+            .map(|index| self.keys.upload(id.as_str(), index))
+            .collect()
+    }
+
+    /// The arguments `enqueue_job` (lua/lib.lua) takes for `job`: id, kind,
+    /// owner ('' for none), payload, now, job ttl ms.
+    fn job_args(&self, job: &Job) -> Result<Vec<Arg>, StoreError> {
+        Ok(vec![
+            Arg::from(job.id.as_str()),
+            Arg::from(job.kind.as_str()),
+            Arg::from(job.owner.as_ref().map(SessionId::as_str).unwrap_or("")),
+            Arg::from(to_json(&job.payload)?),
+            Arg::from(job.created_at.as_millis()),
+            Arg::from(self.job_ttl()),
+        ])
+    }
+
     /// Keys every queue-state script takes first: job, stream, leases, delayed,
     /// dead-letter stream, dead-letter index.
     fn queue_keys(&self, job: &JobId) -> Vec<String> {
@@ -499,6 +534,9 @@ impl UpstashStore {
 }
 
 /// What one `take.lua` run did.
+// `Leased` holds a whole job and the others little, but each outcome is
+// consumed as soon as the batch's replies are read: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Taken {
     /// Leased to this claim.
     Leased {
@@ -568,6 +606,9 @@ impl Keys {
     }
     fn owned_documents(&self, owner_key: &str) -> String {
         format!("{}docs:by-owner:{owner_key}", self.prefix)
+    }
+    fn upload(&self, document: &str, index: u32) -> String {
+        format!("{}upload:{document}:{index}", self.prefix)
     }
 }
 
@@ -720,6 +761,12 @@ struct StoredDocument {
     error: Option<String>,
     /// Milliseconds since the epoch.
     updated_at: i64,
+    /// This and `origin` come last: records written before they existed
+    /// read the same, with none and from the folder (there were no uploads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pages: Option<u32>,
+    #[serde(default)]
+    origin: DocumentOrigin,
 }
 
 impl StoredDocument {
@@ -733,6 +780,8 @@ impl StoredDocument {
             chunks: record.chunks,
             error: record.error.clone(),
             updated_at: record.updated_at.as_millis(),
+            pages: record.pages,
+            origin: record.origin,
         }
     }
 
@@ -744,9 +793,16 @@ impl StoredDocument {
             size_bytes: self.size_bytes,
             status: self.status,
             chunks: self.chunks,
+            pages: self.pages,
+            origin: self.origin,
             error: self.error,
             updated_at: Timestamp::from_millis(self.updated_at),
         }
+    }
+
+    fn parse(raw: Value) -> Result<DocumentRecord, StoreError> {
+        let raw = required_text(raw, "document")?;
+        from_json::<StoredDocument>("document", &raw).map(StoredDocument::into_record)
     }
 }
 
@@ -919,14 +975,7 @@ impl Store for UpstashStore {
             .eval(
                 &scripts::ENQUEUE,
                 vec![self.keys.job(job.id.as_str()), self.keys.queue()],
-                vec![
-                    Arg::from(job.id.as_str()),
-                    Arg::from(job.kind.as_str()),
-                    Arg::from(job.owner.as_ref().map(SessionId::as_str).unwrap_or("")),
-                    Arg::from(to_json(&job.payload)?),
-                    Arg::from(now.as_millis()),
-                    Arg::from(self.job_ttl()),
-                ],
+                self.job_args(&job)?,
                 false,
             )
             .await?;
@@ -1197,7 +1246,10 @@ impl Store for UpstashStore {
                 )
                 .await
             }
-            JobPayload::IngestSharedFolder => self.complete(claim, &result, None, now).await,
+            // No conversation to append to: the result is stored, as sqlite does.
+            JobPayload::IngestSharedFolder
+            | JobPayload::IngestUpload { .. }
+            | JobPayload::DeleteDocument { .. } => self.complete(claim, &result, None, now).await,
         }
     }
 
@@ -1498,13 +1550,171 @@ impl Store for UpstashStore {
             .await?;
         let mut records = array(reply, "list documents")?
             .into_iter()
-            .map(|raw| {
-                let raw = required_text(raw, "document")?;
-                from_json::<StoredDocument>("document", &raw).map(StoredDocument::into_record)
-            })
+            .map(StoredDocument::parse)
             .collect::<Result<Vec<_>, _>>()?;
         records.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
         Ok(records)
+    }
+
+    async fn get_document(&self, id: &DocumentId) -> Result<Option<DocumentRecord>, StoreError> {
+        let reply = self
+            .client
+            .cmd_read(
+                Command::new("HGET")
+                    .arg(self.keys.documents())
+                    .arg(id.as_str()),
+            )
+            .await
+            .map_err(store_error)?;
+        if reply.is_nil() {
+            return Ok(None);
+        }
+        StoredDocument::parse(reply).map(Some)
+    }
+
+    /// `SET ... PX`, base64-encoded; the TTL runs from this write, by
+    /// Redis's clock (`now` is not needed).
+    async fn put_upload_part(
+        &self,
+        id: &DocumentId,
+        index: u32,
+        bytes: &[u8],
+        _now: Timestamp,
+    ) -> Result<(), StoreError> {
+        check_upload_part(index, bytes)?;
+        self.client
+            .cmd_read(
+                Command::new("SET")
+                    .arg(self.keys.upload(id.as_str(), index))
+                    .arg(base64::encode(bytes))
+                    .arg("PX")
+                    .arg(self.upload_ttl()),
+            )
+            .await
+            .map_err(store_error)
+            .map(drop)
+    }
+
+    /// One `MGET` of every part.
+    async fn get_upload(&self, id: &DocumentId, parts: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        if parts == 0 {
+            return Ok(Some(Vec::new()));
+        }
+        let reply = self
+            .client
+            .cmd_read(Command::new("MGET").args(self.upload_keys(id, parts)))
+            .await
+            .map_err(store_error)?;
+        let values = array(reply, "MGET")?;
+        if values.len() != self.upload_keys(id, parts).len() {
+            return Err(unexpected("MGET", format!("{} values", values.len())));
+        }
+        let mut joined = Vec::new();
+        for value in values {
+            match value {
+                Value::Nil => return Ok(None),
+                Value::Bytes(text) => joined.extend(
+                    base64::decode(&text).ok_or_else(|| corrupt("upload part", "not base64"))?,
+                ),
+                other => return Err(corrupt("upload part", format!("unexpected {other:?}"))),
+            }
+        }
+        Ok(Some(joined))
+    }
+
+    async fn delete_upload(&self, id: &DocumentId, parts: u32) -> Result<(), StoreError> {
+        if parts == 0 {
+            return Ok(());
+        }
+        self.client
+            .cmd_read(Command::new("DEL").args(self.upload_keys(id, parts)))
+            .await
+            .map_err(store_error)
+            .map(drop)
+    }
+
+    /// One script, one request: duplicate check → rate checks (the same
+    /// Lua as `submit_chat`, counted only when accepted) → pending record
+    /// (with the owner's index, as `upsert_document`) → job hash → `XADD`.
+    async fn submit_upload(&self, upload: UploadSubmission) -> Result<UploadOutcome, StoreError> {
+        let UploadSubmission {
+            record,
+            job,
+            rate_checks,
+        } = upload;
+        let now = job.now;
+        let job = Job::queued(job.id, job.owner, job.payload, now);
+        let owner = record.owner.as_key();
+        let (rate_keys, rate_args) = self.rate_parts(&rate_checks, now);
+        let mut keys = vec![
+            self.keys.documents(),
+            self.keys.document_owners(),
+            self.keys.owned_documents(owner),
+            self.keys.job(job.id.as_str()),
+            self.keys.queue(),
+        ];
+        keys.extend(rate_keys);
+        let mut args = vec![
+            Arg::from(record.id.as_str()),
+            Arg::from(to_json(&StoredDocument::from_record(&record))?),
+            Arg::from(owner),
+            Arg::from(FAILED_MARKER),
+        ];
+        args.extend(self.job_args(&job)?);
+        args.extend([
+            Arg::from(rate::MIN_RETRY_AFTER_MS),
+            Arg::from(rate_checks.len()),
+        ]);
+        args.extend(rate_args);
+        let reply = self
+            .eval(&scripts::SUBMIT_UPLOAD, keys, args, false)
+            .await?;
+        let mut parts = array(reply, "submit upload")?.into_iter();
+        let status = text(parts.next().unwrap_or(Value::Nil), "submit upload status")?;
+        match status.as_str() {
+            "ok" | "limited" => match rate_outcome(&mut parts, &status, &rate_checks, now)? {
+                Ok(_) => Ok(UploadOutcome::Accepted { job, record }),
+                Err(refused) => Ok(UploadOutcome::RateLimited(refused)),
+            },
+            "exists" => Ok(UploadOutcome::Existing(StoredDocument::parse(
+                parts.next().unwrap_or(Value::Nil),
+            )?)),
+            "job_exists" => Err(StoreError::Backend(format!(
+                "job {} already exists",
+                job.id
+            ))),
+            other => Err(unexpected("submit upload", other)),
+        }
+    }
+
+    /// One script: the record and its owner entry go, the job is queued.
+    async fn delete_document(&self, id: &DocumentId, job: NewJob) -> Result<bool, StoreError> {
+        let job = Job::queued(job.id, job.owner, job.payload, job.now);
+        let mut args = vec![Arg::from(id.as_str())];
+        args.extend(self.job_args(&job)?);
+        let reply = self
+            .eval(
+                &scripts::DELETE_DOCUMENT,
+                vec![
+                    self.keys.documents(),
+                    self.keys.document_owners(),
+                    self.keys.job(job.id.as_str()),
+                    self.keys.queue(),
+                ],
+                args,
+                // Not retried: a repeat after a success would answer `false`.
+                false,
+            )
+            .await?;
+        match text(reply, "delete document")?.as_str() {
+            "ok" => Ok(true),
+            "missing" => Ok(false),
+            "job_exists" => Err(StoreError::Backend(format!(
+                "job {} already exists",
+                job.id
+            ))),
+            other => Err(unexpected("delete document", other)),
+        }
     }
 }
 
@@ -1749,6 +1959,54 @@ mod tests {
             .expect("JOB_FIELDS in lib.lua");
         let lua: Vec<&str> = table.split(',').map(str::trim).collect();
         assert_eq!(lua, quoted);
+    }
+
+    /// The marker `submit_upload.lua` looks for is in a failed record's JSON
+    /// and in no other record's, whatever its text fields hold.
+    #[test]
+    fn the_failed_marker_matches_failed_records_only() {
+        let tricky = format!("x{FAILED_MARKER}y\\\"{FAILED_MARKER}");
+        for status in [
+            DocumentStatus::Pending,
+            DocumentStatus::Indexed,
+            DocumentStatus::Failed,
+        ] {
+            for (pages, origin) in [
+                (None, DocumentOrigin::Folder),
+                (Some(3), DocumentOrigin::Upload),
+            ] {
+                let record = DocumentRecord {
+                    id: DocumentId::for_content(b"marker"),
+                    name: tricky.clone(),
+                    owner: DocumentOwner::Session(SessionId::from_trusted(&tricky)),
+                    size_bytes: 10,
+                    status,
+                    chunks: 2,
+                    pages,
+                    origin,
+                    error: Some(tricky.clone()),
+                    updated_at: Timestamp::from_millis(T0),
+                };
+                let json = to_json(&StoredDocument::from_record(&record)).unwrap();
+                assert_eq!(
+                    json.matches(FAILED_MARKER).count(),
+                    usize::from(status == DocumentStatus::Failed),
+                    "{json}"
+                );
+                let back = from_json::<StoredDocument>("document", &json)
+                    .unwrap()
+                    .into_record();
+                assert_eq!(back, record);
+            }
+        }
+        // A record stored before `pages` and `origin` existed reads with
+        // none, from the folder.
+        let old = r#"{"id":"2cf24dba5fb0a30e26e83b2ac5b9e29e","name":"a","owner":"shared","size_bytes":1,"status":"indexed","chunks":1,"error":null,"updated_at":5}"#;
+        let record = from_json::<StoredDocument>("document", old)
+            .unwrap()
+            .into_record();
+        assert_eq!(record.pages, None);
+        assert_eq!(record.origin, DocumentOrigin::Folder);
     }
 
     #[test]

@@ -5,23 +5,25 @@
 //! same namespace, as a second drain process would have.
 //!
 //! After the suite, checks specific to this back end: one request per chat
-//! submission, namespaced keys with TTLs, error mapping, stream hygiene,
-//! claim order with retries.
+//! or upload submission and per upload read, namespaced keys with TTLs
+//! (upload parts included), error mapping, stream hygiene, claim order with
+//! retries.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use flowchat_domain::model::{
-    AnswerMode, ChatAnswer, IngestReport, JobPayload, JobResult, JobStatus,
+    AnswerMode, ChatAnswer, DocumentOrigin, DocumentOwner, DocumentRecord, DocumentStatus,
+    IngestReport, JobPayload, JobResult, JobStatus,
 };
-use flowchat_domain::{ConversationId, JobId, SessionId, Timestamp};
+use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
 use flowchat_gateway::testing::TestGateway;
 use flowchat_store::conformance::{Harness, async_trait};
 use flowchat_store::upstash::{Ttls, UpstashStore};
 use flowchat_store::{
     ChatSubmission, ClaimRequest, ConversationTarget, FailureOutcome, NewJob, RateCheck, RateRule,
-    Store, StoreError, SubmitOutcome,
+    Store, StoreError, SubmitOutcome, UPLOAD_PART_BYTES, UploadOutcome, UploadSubmission,
 };
 use flowchat_upstash::{Command, ReqwestTransport, Token, UpstashClient, UpstashConfig, Value};
 
@@ -747,4 +749,260 @@ async fn record_progress_is_one_request_and_moves_the_lease_index() {
         .expect("complete_job");
     let exists = raw(&env, Command::new("HEXISTS").arg(&key).arg("partial")).await;
     assert_eq!(exists.as_i64(), Some(0));
+}
+
+fn pending_upload(session: &SessionId, n: u8, now: Timestamp) -> UploadSubmission {
+    let owner = DocumentOwner::Session(session.clone());
+    let record = DocumentRecord {
+        id: DocumentId::for_upload(&owner, &ids(n)),
+        name: format!("upload-{n}.pdf"),
+        owner: owner.clone(),
+        size_bytes: 1000,
+        status: DocumentStatus::Pending,
+        chunks: 0,
+        pages: None,
+        origin: DocumentOrigin::Upload,
+        error: None,
+        updated_at: now,
+    };
+    UploadSubmission {
+        job: NewJob {
+            id: JobId::from_random(ids(n.wrapping_add(100))),
+            owner: Some(session.clone()),
+            payload: JobPayload::IngestUpload {
+                document_id: record.id.clone(),
+                name: record.name.clone(),
+                owner,
+            },
+            now,
+        },
+        record,
+        rate_checks: vec![
+            RateCheck {
+                key: format!("write:session:{session}"),
+                rule: RateRule::per_minute(10),
+            },
+            RateCheck {
+                key: "write:ip:192.0.2.1".to_owned(),
+                rule: RateRule::per_minute(30),
+            },
+        ],
+    }
+}
+
+/// Requests the client sent and the gateway saw so far, to assert round trips.
+fn counters(store: &UpstashStore, env: &TestGateway) -> (u64, flowchat_gateway::StatsSnapshot) {
+    (store.client().requests_sent(), env.stats())
+}
+
+/// Exactly one request, carrying one command (a script), since `before`.
+fn assert_one_request(
+    store: &UpstashStore,
+    env: &TestGateway,
+    before: (u64, flowchat_gateway::StatsSnapshot),
+    what: &str,
+) {
+    let (sent, stats) = before;
+    assert_eq!(
+        store.client().requests_sent() - sent,
+        1,
+        "{what}: one request"
+    );
+    let now = env.stats();
+    assert_eq!(
+        now.requests - stats.requests,
+        1,
+        "{what}: the gateway saw one"
+    );
+    assert_eq!(now.commands - stats.commands, 1, "{what}: one command");
+}
+
+/// One upload submission is one request to Upstash and one command on
+/// Redis (the script) once the scripts are cached, whatever the outcome:
+/// accepted, existing, or rate-limited. Deleting a document is one too.
+#[tokio::test]
+async fn submit_upload_is_one_request() {
+    let env = TestGateway::start().await.expect("a gateway of its own");
+    let store = UpstashStore::new(
+        client(&env.url(), env.token()),
+        &random_namespace(),
+        Ttls::default(),
+    );
+    let session = SessionId::from_random(ids(1));
+
+    // Cold: Redis does not know the script yet.
+    let sent = store.client().requests_sent();
+    let first = pending_upload(&session, 1, at(0));
+    let outcome = store
+        .submit_upload(first.clone())
+        .await
+        .expect("submit_upload");
+    assert!(
+        matches!(outcome, UploadOutcome::Accepted { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        store.client().requests_sent() - sent,
+        2,
+        "EVALSHA, NOSCRIPT, EVAL"
+    );
+
+    for n in 2..5 {
+        let before = counters(&store, &env);
+        let outcome = store
+            .submit_upload(pending_upload(&session, n, at(i64::from(n))))
+            .await
+            .expect("submit_upload");
+        assert!(
+            matches!(outcome, UploadOutcome::Accepted { .. }),
+            "{outcome:?}"
+        );
+        assert_one_request(&store, &env, before, "accepted");
+    }
+
+    let mut again = first.clone();
+    again.job.id = JobId::from_random(ids(250));
+    let before = counters(&store, &env);
+    assert!(matches!(
+        store.submit_upload(again).await.expect("submit_upload"),
+        UploadOutcome::Existing(_)
+    ));
+    assert_one_request(&store, &env, before, "existing");
+
+    let mut limited = pending_upload(&session, 5, at(11));
+    limited.rate_checks[0].rule = RateRule::per_minute(4);
+    let before = counters(&store, &env);
+    assert!(matches!(
+        store.submit_upload(limited).await.expect("submit_upload"),
+        UploadOutcome::RateLimited(_)
+    ));
+    assert_one_request(&store, &env, before, "rate-limited");
+
+    store.load_scripts().await.expect("load_scripts");
+    let id = first.record.id.clone();
+    let before = counters(&store, &env);
+    assert!(
+        store
+            .delete_document(
+                &id,
+                NewJob {
+                    id: JobId::from_random(ids(251)),
+                    owner: None,
+                    payload: JobPayload::DeleteDocument {
+                        document_id: id.clone()
+                    },
+                    now: at(12),
+                },
+            )
+            .await
+            .expect("delete_document")
+    );
+    assert_one_request(&store, &env, before, "delete_document");
+}
+
+/// Reading an upload of N parts is one request (one `MGET`), found or not;
+/// each part is stored base64-encoded under its namespaced key, with the
+/// upload TTL; deleting the upload deletes every part in one request.
+#[tokio::test]
+async fn upload_parts_are_one_request_to_read_and_expire() {
+    let env = TestGateway::start().await.expect("a gateway of its own");
+    let ttls = Ttls {
+        upload: Duration::from_secs(60),
+        ..Ttls::default()
+    };
+    let namespace = random_namespace();
+    let store = UpstashStore::new(client(&env.url(), env.token()), &namespace, ttls);
+    let id = DocumentId::for_content(&ids(1));
+    let parts: Vec<Vec<u8>> = (0..5u8)
+        .map(|n| {
+            (0..UPLOAD_PART_BYTES / 4)
+                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(n))
+                .collect()
+        })
+        .collect();
+    for (index, part) in parts.iter().enumerate() {
+        let sent = store.client().requests_sent();
+        store
+            .put_upload_part(&id, index as u32, part, at(0))
+            .await
+            .expect("put_upload_part");
+        assert_eq!(store.client().requests_sent() - sent, 1, "one SET per part");
+    }
+
+    let (sent, stats) = (store.client().requests_sent(), env.stats());
+    let joined = store.get_upload(&id, 5).await.expect("get_upload");
+    assert_eq!(joined, Some(parts.concat()));
+    assert_eq!(store.client().requests_sent() - sent, 1, "one request");
+    let now = env.stats();
+    assert_eq!(now.requests - stats.requests, 1);
+    assert_eq!(now.commands - stats.commands, 1, "one command: MGET");
+    let sent = store.client().requests_sent();
+    assert_eq!(store.get_upload(&id, 6).await.expect("get_upload"), None);
+    assert_eq!(store.client().requests_sent() - sent, 1, "a miss too");
+
+    for (index, part) in parts.iter().enumerate() {
+        let key = format!("fc:{namespace}:upload:{id}:{index}");
+        let ttl = raw(&env, Command::new("PTTL").arg(&key))
+            .await
+            .as_i64()
+            .unwrap();
+        assert!(ttl > 55_000 && ttl <= 60_000, "{key} ttl {ttl}");
+        let stored = raw(&env, Command::new("GET").arg(&key)).await;
+        let text = stored.as_str().expect("stored as text");
+        assert_eq!(text.len(), part.len().div_ceil(3) * 4, "base64");
+    }
+
+    let sent = store.client().requests_sent();
+    store.delete_upload(&id, 5).await.expect("delete_upload");
+    assert_eq!(store.client().requests_sent() - sent, 1, "one DEL");
+    let keys = raw(
+        &env,
+        Command::new("KEYS").arg(format!("fc:{namespace}:upload:*")),
+    )
+    .await
+    .into_array()
+    .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+/// A stored part that is not what the store writes, and a catalog record
+/// that does not read back, are `Corrupt`: reported, never a panic, and an
+/// upload over the unreadable record writes nothing.
+#[tokio::test]
+async fn corrupt_uploads_and_catalog_records_are_reported() {
+    let env = TestGateway::start().await.expect("a gateway of its own");
+    let namespace = random_namespace();
+    let store = UpstashStore::new(client(&env.url(), env.token()), &namespace, Ttls::default());
+    let id = DocumentId::for_content(&ids(1));
+    store
+        .put_upload_part(&id, 0, b"fine", at(0))
+        .await
+        .expect("put_upload_part");
+    raw(
+        &env,
+        Command::new("SET")
+            .arg(format!("fc:{namespace}:upload:{id}:1"))
+            .arg("not base64!"),
+    )
+    .await;
+    let error = store.get_upload(&id, 2).await.unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+
+    let session = SessionId::from_random(ids(2));
+    let sub = pending_upload(&session, 3, at(0));
+    raw(
+        &env,
+        Command::new("HSET")
+            .arg(format!("fc:{namespace}:docs"))
+            .arg(sub.record.id.as_str())
+            .arg("{nope"),
+    )
+    .await;
+    let job_id = sub.job.id.clone();
+    let error = store.submit_upload(sub.clone()).await.unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+    let error = store.get_document(&sub.record.id).await.unwrap_err();
+    assert!(matches!(error, StoreError::Corrupt(_)), "{error:?}");
+    assert_eq!(store.get_job(&job_id).await.expect("get_job"), None);
+    assert_eq!(store.queue_stats(at(1)).await.expect("stats").queued, 0);
 }

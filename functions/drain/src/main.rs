@@ -5,20 +5,28 @@
 //! - `--follow [--concurrency N]`: a background worker. Polls with adaptive
 //!   backoff until SIGTERM/SIGINT.
 //! - `stats`, `dead-letters list`, `dead-letters replay [ID|--all]`: admin.
+//! - `reindex`, `backup --out FILE`, `restore --from FILE`: the knowledge
+//!   index (see `ops`).
 //!
 //! Exit codes: 0 done (store outages are logged: the next run retries),
 //! 2 configuration error, 1 anything else an operator must look at.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
+mod ops;
+
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
+use std::sync::Arc;
+
 use flowchat_domain::JobId;
 use flowchat_domain::config::Config;
+use flowchat_domain::model::{DocumentOrigin, DocumentOwner, JobPayload, JobResult};
 use flowchat_drain::Drain;
-use flowchat_knowledge::{KnowledgeIndex, SqliteIndex};
 use flowchat_native::{BootError, now};
+use flowchat_store::NewJob;
 use tokio::sync::watch;
 
 #[derive(Parser, Debug)]
@@ -61,6 +69,20 @@ enum Command {
     /// Jobs that failed their last attempt.
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),
+    /// Rebuild the index's shared-folder documents from the folder (new
+    /// chunking, new embedding model); uploads are kept.
+    Reindex,
+    /// A consistent online copy of the sqlite index plus the documents
+    /// folder, with a manifest, in one tar file.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup (stop the drains first).
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,18 +160,20 @@ fn report(failure: Failure) -> ExitCode {
 async fn drain(config: Config, args: &RunArgs) -> Result<(), Failure> {
     let answerer = flowchat_drain::boot::answerer(&config, flowchat_native::env_var)
         .map_err(|e| Failure::Config(e.into()))?;
+    let embedder = flowchat_drain::boot::embedder(&config, flowchat_native::env_var)
+        .map_err(|e| Failure::Config(e.into()))?;
     let store = flowchat_native::open_store(&config, flowchat_native::env_var).await?;
     flowchat_native::ensure_data_dir(&config)?;
-    let index: Arc<dyn KnowledgeIndex> = Arc::new(
-        SqliteIndex::open(flowchat_native::knowledge_path(&config))
-            .map_err(|e| Failure::Other(anyhow::anyhow!("cannot open the knowledge index: {e}")))?,
-    );
+    let index = flowchat_drain::boot::index(&config, flowchat_native::env_var)
+        .await
+        .map_err(|e| Failure::Other(e.into()))?;
     let worker_id = format!(
         "drain-{}-{}",
         flowchat_native::env_var("HOSTNAME").unwrap_or_else(|| "local".to_owned()),
         std::process::id()
     );
-    let options = flowchat_drain::boot::options(&config, worker_id, args.concurrency, answerer);
+    let options =
+        flowchat_drain::boot::options(&config, worker_id, args.concurrency, answerer, embedder);
     let drain = Drain::new(store, index, options);
     let shutdown = shutdown_on_signal();
 
@@ -201,6 +225,30 @@ fn shutdown_on_signal() -> watch::Receiver<bool> {
 }
 
 async fn admin(config: &Config, command: Command) -> Result<(), Failure> {
+    match &command {
+        Command::Backup { out } => {
+            let manifest = ops::backup(config, out).map_err(Failure::Other)?;
+            println!(
+                "backup written to {}: the index ({} bytes) and {} document(s)",
+                out.display(),
+                manifest.index.bytes,
+                manifest.documents.len()
+            );
+            return Ok(());
+        }
+        Command::Restore { from } => {
+            let report = ops::restore(config, from).map_err(Failure::Other)?;
+            println!(
+                "restored the index and {} document(s) from the backup of {}",
+                report.documents, report.created_at
+            );
+            for path in report.not_in_backup {
+                println!("  kept {path} (not in the backup; the next scan indexes it)");
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     let store = flowchat_native::open_store(config, flowchat_native::env_var).await?;
     let failed = |e: flowchat_store::StoreError| Failure::Other(e.into());
     match command {
@@ -247,6 +295,8 @@ async fn admin(config: &Config, command: Command) -> Result<(), Failure> {
                 }
             }
         }
+        Command::Reindex => reindex(config, store).await?,
+        Command::Backup { .. } | Command::Restore { .. } => unreachable!("handled above"),
         Command::DeadLetters(DeadLetterCommand::Replay { id, all }) => {
             let ids: Vec<JobId> = if all {
                 store
@@ -279,4 +329,81 @@ async fn admin(config: &Config, command: Command) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Drops the folder's documents from the index and scans the folder again,
+/// through the same ingest job the API queues, so chunking, embeddings and
+/// the catalog all follow the current configuration.
+async fn reindex(config: &Config, store: Arc<dyn flowchat_store::Store>) -> Result<(), Failure> {
+    let other = |e: anyhow::Error| Failure::Other(e);
+    let embedder = flowchat_drain::boot::embedder(config, flowchat_native::env_var)
+        .map_err(|e| Failure::Config(e.into()))?;
+    let index = flowchat_drain::boot::index(config, flowchat_native::env_var)
+        .await
+        .map_err(|e| Failure::Other(e.into()))?;
+    let uploads: std::collections::HashSet<_> = store
+        .list_documents(None)
+        .await
+        .map_err(|e| other(e.into()))?
+        .into_iter()
+        .filter(|d| d.origin == DocumentOrigin::Upload)
+        .map(|d| d.id)
+        .collect();
+    let mut dropped = 0;
+    for doc in index
+        .documents(&DocumentOwner::Shared)
+        .await
+        .map_err(|e| other(e.into()))?
+    {
+        if !uploads.contains(&doc.id) {
+            index
+                .remove_document(&doc.id)
+                .await
+                .map_err(|e| other(e.into()))?;
+            dropped += 1;
+        }
+    }
+    let job = store
+        .enqueue(NewJob {
+            id: JobId::from_random(flowchat_native::random_bytes()),
+            owner: None,
+            payload: JobPayload::IngestSharedFolder,
+            now: now(),
+        })
+        .await
+        .map_err(|e| other(e.into()))?;
+    let answerer = flowchat_drain::Answerer::Extractive;
+    let options =
+        flowchat_drain::boot::options(config, "reindex".to_owned(), 1, answerer, embedder);
+    let drain = Drain::new(store.clone(), index, options);
+    // Other queued jobs may be processed too: that is harmless, and the
+    // ingest job is the oldest claimable one only if the queue was empty.
+    let budget = Duration::from_secs(3600);
+    drain
+        .run_until_idle(budget)
+        .await
+        .map_err(|e| other(e.into()))?;
+    let done = store
+        .get_job(&job.id)
+        .await
+        .map_err(|e| other(e.into()))?
+        .ok_or_else(|| other(anyhow::anyhow!("the re-scan job disappeared")))?;
+    match (&done.status, &done.result) {
+        (flowchat_domain::model::JobStatus::Succeeded, Some(JobResult::Ingest(report))) => {
+            println!(
+                "reindexed: dropped {dropped} document(s), indexed {} (failed: {})",
+                report.added + report.updated + report.unchanged,
+                report.failed.len()
+            );
+            for failure in &report.failed {
+                println!("  {}: {}", failure.source, failure.error);
+            }
+            Ok(())
+        }
+        _ => Err(Failure::Other(anyhow::anyhow!(
+            "the re-scan did not finish: status {}, error {}",
+            done.status.as_str(),
+            done.error.as_deref().unwrap_or("none")
+        ))),
+    }
 }

@@ -48,6 +48,8 @@ pub(crate) static DELETE_CONVERSATION: LazyLock<Script> = script!("delete_conver
 pub(crate) static UPSERT_DOCUMENT: LazyLock<Script> = script!("upsert_document.lua");
 pub(crate) static REMOVE_DOCUMENT: LazyLock<Script> = script!("remove_document.lua");
 pub(crate) static LIST_DOCUMENTS: LazyLock<Script> = script!("list_documents.lua");
+pub(crate) static SUBMIT_UPLOAD: LazyLock<Script> = script!("submit_upload.lua");
+pub(crate) static DELETE_DOCUMENT: LazyLock<Script> = script!("delete_document.lua");
 
 /// Evaluates the rate-limit helper on its own, so tests can compare the Lua
 /// arithmetic with [`crate::rate::decide`] on many inputs.
@@ -67,7 +69,7 @@ pub(crate) static RATE_PROBE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Every script, for [`super::UpstashStore::load_scripts`].
-pub(crate) fn all() -> [&'static Script; 16] {
+pub(crate) fn all() -> [&'static Script; 18] {
     [
         &SUBMIT_CHAT,
         &HIT_RATE_LIMITS,
@@ -85,6 +87,8 @@ pub(crate) fn all() -> [&'static Script; 16] {
         &UPSERT_DOCUMENT,
         &REMOVE_DOCUMENT,
         &LIST_DOCUMENTS,
+        &SUBMIT_UPLOAD,
+        &DELETE_DOCUMENT,
     ]
 }
 

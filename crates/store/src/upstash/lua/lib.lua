@@ -146,3 +146,11 @@ local function enqueue_job(k_job, k_stream, id, kind, owner, payload, now, ttl_m
   redis.call('PEXPIRE', k_job, ttl_ms)
   return sid
 end
+
+-- Writes a catalog entry: the record, its owner, and its id in the owner's
+-- set (what list_documents reads a viewer's documents from).
+local function put_document(k_docs, k_owners, k_owned, id, record, owner)
+  redis.call('HSET', k_docs, id, record)
+  redis.call('HSET', k_owners, id, owner)
+  redis.call('SADD', k_owned, id)
+end
