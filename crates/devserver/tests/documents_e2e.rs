@@ -107,7 +107,10 @@ async fn each_format_is_uploaded_indexed_and_cited() {
     assert_eq!(cited["source"], "kitchen.html", "{job}");
     // The heading path at the chunk's start: the page title (a one-chunk page).
     assert!(
-        cited["heading"].as_str().unwrap_or_default().starts_with("Kitchen"),
+        cited["heading"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Kitchen"),
         "{job}"
     );
     assert!(!cited["excerpt"].as_str().unwrap().contains("secretScript"));

@@ -57,12 +57,16 @@ const HEADING_WEIGHT: f64 = 1.5;
 /// The most passages one search returns, whatever `top_k` asks.
 const MAX_TOP_K: usize = 200;
 
-/// Each ranked list (BM25, vectors) is first read this many times `top_k`
-/// deep (at least [`MIN_FETCH`]): fusion needs some depth, and duplicates
-/// dropped from the results need replacing. A search that still comes up
-/// short while a list was cut off reads twice as deep, up to [`MAX_FETCH`].
+/// BM25's ranking is first read this many times `top_k` deep (at least
+/// [`MIN_FETCH`]): fusion needs some depth, and duplicates dropped from the
+/// results need replacing. The vector ranking is read `top_k` deep (at least
+/// [`MIN_VECTOR_FETCH`]): its cost grows with the depth (see `vectors.rs`),
+/// and chunks below `top_k` by vector alone rarely make the fused top `top_k`.
+/// A search that still comes up short while a list was cut off reads both
+/// twice as deep, up to [`MAX_FETCH`].
 const FETCH_FACTOR: usize = 2;
 const MIN_FETCH: usize = 10;
+const MIN_VECTOR_FETCH: usize = 5;
 const MAX_FETCH: usize = 4 * MAX_TOP_K;
 
 /// The most matching chunks one search scores. BM25 costs a few microseconds
@@ -648,9 +652,9 @@ impl KnowledgeIndex for SqliteIndex {
     /// BM25 alone without `query.embedding` (scores: BM25); with one, BM25
     /// and vector search, run at the same time on two connections, fused by
     /// reciprocal rank (scores: the fused score), or vector search alone when
-    /// the text has no searchable terms. Each ranking is read
-    /// [`FETCH_FACTOR`] × `top_k` deep; if collapsing duplicates leaves fewer
-    /// than `top_k` while a ranking was cut off, both are read twice as deep.
+    /// the text has no searchable terms. If collapsing duplicates leaves fewer
+    /// than `top_k` while a ranking was cut off, both are read twice as deep
+    /// (see [`FETCH_FACTOR`]).
     async fn search(&self, query: SearchQuery<'_>) -> Result<Vec<Passage>, KnowledgeError> {
         let top_k = query.top_k.min(MAX_TOP_K);
         let terms = Arc::new(query_terms(query.text));
@@ -668,19 +672,20 @@ impl KnowledgeIndex for SqliteIndex {
                     lexical(conn, &terms, &viewer, fetch)
                 })
             };
+            let vector_fetch = (fetch / FETCH_FACTOR).max(MIN_VECTOR_FETCH);
             let vectors = async {
                 let Some(embedding) = embedding.clone() else {
                     return Ok(None);
                 };
                 let viewer = Arc::clone(&viewer);
                 self.run(Role::ReadVectors, move |conn| {
-                    semantic(conn, &embedding, &viewer, fetch)
+                    semantic(conn, &embedding, &viewer, vector_fetch)
                 })
                 .await
             };
             let (words, vectors) = tokio::try_join!(words, vectors)?;
             let truncated =
-                words.len() >= fetch || vectors.as_ref().is_some_and(|v| v.len() >= fetch);
+                words.len() >= fetch || vectors.as_ref().is_some_and(|v| v.len() >= vector_fetch);
             let found = merge(words, vectors, top_k);
             if found.len() >= top_k || !truncated || fetch >= MAX_FETCH {
                 return Ok(found);

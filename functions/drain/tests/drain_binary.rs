@@ -312,3 +312,127 @@ async fn sigkill_mid_job_is_reclaimed_and_completed_once() {
     assert_eq!(fake.header_problems(), Vec::<String>::new());
     app.server.unwrap().stop().await;
 }
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn cited_sources(job: &Value) -> Vec<String> {
+    job["citations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["source"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_restore_and_reindex_keep_every_document() {
+    let mut first = app().spawn().await;
+    let (ana, _) = first.session("ana").await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(
+            b"The vault combination is four seven one nine, says the quartermaster.".to_vec(),
+        )
+        .file_name("vault.txt"),
+    );
+    let r = first
+        .raw(
+            first
+                .client
+                .post(format!("{}/api/documents", first.url))
+                .bearer_auth(&ana)
+                .multipart(form),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let id = r.body["document_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first
+        .get(&format!("/api/documents/{id}"), Some(&ana))
+        .await
+        .body["status"]
+        != "indexed"
+    {
+        assert!(Instant::now() < deadline, "the upload was never indexed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.server.take().unwrap().stop().await;
+
+    // Back up, lose the index and a shared file, restore.
+    let scratch = tempfile::tempdir().unwrap();
+    let archive = scratch.path().join("flowchat.tar");
+    let archive_arg = archive.display().to_string();
+    let out = run(&first, &["backup", "--out", &archive_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("2 document(s)"), "{}", stdout(&out));
+    let data = std::path::PathBuf::from(&first.vars["FLOWCHAT_DATA_DIR"]);
+    std::fs::remove_file(data.join("knowledge-dev.db")).unwrap();
+    std::fs::remove_file(first.docs.join("policy.md")).unwrap();
+
+    // A damaged archive is refused before anything is written.
+    let mut damaged = std::fs::read(&archive).unwrap();
+    let at = damaged.len() / 3;
+    damaged[at] ^= 0x55;
+    let damaged_path = scratch.path().join("damaged.tar");
+    std::fs::write(&damaged_path, damaged).unwrap();
+    let out = run(
+        &first,
+        &["restore", "--from", &damaged_path.display().to_string()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !data.join("knowledge-dev.db").exists(),
+        "nothing restored from a damaged backup"
+    );
+
+    let out = run(&first, &["restore", "--from", &archive_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(first.docs.join("policy.md").exists());
+
+    // Rebuild the folder's documents; the private upload stays.
+    let out = run(&first, &["reindex"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("reindexed"), "{}", stdout(&out));
+
+    // A new server on the same files answers from both.
+    let second = app()
+        .var("FLOWCHAT_DATA_DIR", &first.vars["FLOWCHAT_DATA_DIR"])
+        .var("DOCUMENTS_PATH", &first.vars["DOCUMENTS_PATH"])
+        .spawn()
+        .await;
+    let job = second
+        .ask(
+            &ana,
+            "What is the vault combination from the quartermaster?",
+            None,
+        )
+        .await;
+    assert_eq!(
+        cited_sources(&job).first().map(String::as_str),
+        Some("vault.txt"),
+        "{job}"
+    );
+    let job = second
+        .ask(&ana, "How much is the allowance for a desk chair?", None)
+        .await;
+    assert_eq!(
+        cited_sources(&job).first().map(String::as_str),
+        Some("policy.md"),
+        "{job}"
+    );
+    second.server.unwrap().stop().await;
+}
