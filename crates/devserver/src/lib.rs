@@ -191,7 +191,7 @@ async fn api_handler(
             .into_response();
     };
     parts.extensions.insert(ClientIp(peer.ip().to_string()));
-    let is_write = parts.method == Method::POST;
+    let is_write = matches!(parts.method, Method::POST | Method::DELETE);
     let response = flowchat_api::respond(&state.api, http::Request::from_parts(parts, bytes)).await;
     if is_write && response.status().is_success() {
         state.wake_drain.notify_one();

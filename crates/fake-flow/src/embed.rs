@@ -14,9 +14,11 @@
 //! or phrase of a group adds the group's concept feature to the vector
 //! besides its own word features, so two texts using different words of one
 //! group share a feature. Words are looked up as written and, failing that,
-//! without a plural `s`. The table is generic vocabulary, not tuned to any
-//! test's documents; it is small, so most words have no concept, as with a
-//! weak model.
+//! without a plural `s`. The table is generic workplace vocabulary and
+//! small, so most words have no concept, as with a weak model. Tests that
+//! measure retrieval with it (the knowledge crate's recall evaluation) show
+//! how search uses vectors that capture synonymy, not how good a real model
+//! is: their questions and this table come from the same hand.
 
 /// Dimensions of every embedding, as for `text-embedding-3-small` and
 /// `text-embedding-ada-002`.

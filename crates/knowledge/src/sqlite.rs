@@ -3,8 +3,9 @@
 //!
 //! One file keeps local use and tests free of servers; WAL lets searches read
 //! while an ingest writes. SQLite calls block, so every call runs on Tokio's
-//! blocking pool, with one connection for writes and one for reads (each behind
-//! a mutex) so a long re-index does not stall searches.
+//! blocking pool, with one connection for writes and two for reads (each behind
+//! a mutex) so a long re-index does not stall searches, and a hybrid search
+//! runs its word and vector rankings side by side.
 //!
 //! Search is BM25 over chunk text and heading (the heading weighs a little
 //! more: a question naming a section should find it), filtered by owner in
@@ -47,7 +48,8 @@ use crate::vectors::{self, VectorQuery};
 
 /// Bumped when the schema changes; older files are migrated on open.
 /// 1: documents, chunks, FTS5. 2: chunk vectors (`documents.embedded`,
-/// `meta`, `owner_tags`, and the `chunk_vectors` table once vectors arrive).
+/// `meta`, `owner_tags`, and the `chunk_vectors` and `chunk_signs` tables
+/// once vectors arrive).
 const SCHEMA_VERSION: i64 = 2;
 
 /// BM25 column weights: chunk text, then heading.
@@ -414,11 +416,10 @@ fn document_key(conn: &Connection, id: &DocumentId) -> Result<Option<i64>, Knowl
         .optional()?)
 }
 
-/// One chunk found by a ranking: its id, and its passage when the ranking
-/// read it (BM25 does; vector search reads passages only when needed).
+/// One chunk found by a ranking.
 struct Hit {
     chunk_id: i64,
-    passage: Option<Passage>,
+    passage: Passage,
 }
 
 /// The BM25 ranking: up to `limit` of the viewer's chunks matching `terms`,
@@ -449,7 +450,7 @@ fn lexical(
                 let rank: f64 = row.get(6)?;
                 Ok(Hit {
                     chunk_id: row.get(7)?,
-                    passage: Some(Passage {
+                    passage: Passage {
                         document_id: DocumentId::from_trusted(row.get::<_, String>(0)?),
                         source: row.get(1)?,
                         chunk: row.get(2)?,
@@ -458,7 +459,7 @@ fn lexical(
                         text: row.get(5)?,
                         // bm25() is lower-is-better and negative for a match.
                         score: (-rank).max(f64::MIN_POSITIVE),
-                    }),
+                    },
                 })
             },
         )?;
@@ -491,25 +492,26 @@ fn passage(conn: &Connection, id: i64, viewer: &str) -> Result<Option<Passage>, 
 /// The vector ranking: up to `limit` of the viewer's chunks nearest
 /// `embedding`, nearest first, with their passages (read here, with the
 /// owner checked again: the vector tables already filtered on it). `None`
-/// when the index has no vectors to compare the question's with.
+/// when the index has no vectors to compare the question's with. One read
+/// transaction, so a model switch committed meanwhile (which replaces the
+/// vector tables) is seen entirely or not at all.
 fn semantic(
-    conn: &Connection,
+    conn: &mut Connection,
     embedding: &[f32],
     viewer: &str,
     limit: usize,
 ) -> Result<Option<Vec<Hit>>, KnowledgeError> {
-    let Some(query) = VectorQuery::new(conn, embedding, viewer)? else {
+    let tx = conn.transaction()?;
+    let Some(query) = VectorQuery::new(&tx, embedding, viewer)? else {
         return Ok(None);
     };
     let mut hits = Vec::new();
-    for (chunk_id, _similarity) in query.nearest(conn, limit)? {
-        if let Some(p) = passage(conn, chunk_id, viewer)? {
-            hits.push(Hit {
-                chunk_id,
-                passage: Some(p),
-            });
+    for (chunk_id, _similarity) in query.nearest(&tx, limit)? {
+        if let Some(passage) = passage(&tx, chunk_id, viewer)? {
+            hits.push(Hit { chunk_id, passage });
         }
     }
+    tx.commit()?;
     Ok(Some(hits))
 }
 
@@ -520,7 +522,7 @@ fn merge(words: Vec<Hit>, vectors: Option<Vec<Hit>>, top_k: usize) -> Vec<Passag
     let ranked: Vec<(f64, Passage)> = match vectors {
         None => words
             .into_iter()
-            .filter_map(|h| h.passage.map(|p| (p.score, p)))
+            .map(|h| (h.passage.score, h.passage))
             .collect(),
         Some(vectors) => {
             let word_ids: Vec<i64> = words.iter().map(|h| h.chunk_id).collect();
@@ -528,7 +530,7 @@ fn merge(words: Vec<Hit>, vectors: Option<Vec<Hit>>, top_k: usize) -> Vec<Passag
             let mut read: HashMap<i64, Passage> = words
                 .into_iter()
                 .chain(vectors)
-                .filter_map(|h| h.passage.map(|p| (h.chunk_id, p)))
+                .map(|h| (h.chunk_id, h.passage))
                 .collect();
             reciprocal_rank_fusion(&[&word_ids[..], &vector_ids[..]])
                 .into_iter()

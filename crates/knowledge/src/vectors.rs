@@ -31,19 +31,26 @@
 //!
 //! sqlite-vec searches by brute force, and the bundled build has no SIMD
 //! distance code (it would need compiler flags we do not control): a cosine
-//! distance costs about 1.7 ns per dimension on the 2-core reference machine,
-//! so 100,000 vectors of 1,536 dimensions take a quarter of a second. Hamming
-//! distances between sign bits cost about 64 times less. So:
+//! distance costs about 3 ns per dimension on the 2-core reference machine
+//! (10,000 vectors of 256 dimensions: 7 ms), so 100,000 vectors of 1,536
+//! dimensions would take about half a second. Sign bits are 32 times smaller
+//! and their Hamming distance much cheaper. So:
 //!
 //! * while `vectors × dimensions` is at most [`EXACT_SCAN_BUDGET`] (about
-//!   2,600 vectors of 1,536 dimensions), the float vectors are searched
-//!   directly: exact cosine results;
+//!   1,300 vectors of 1,536 dimensions, 7,800 of 256), the float vectors are
+//!   searched directly: exact cosine results;
 //! * past that, the sign bits are searched (Hamming distance) for
-//!   [`RESCORE_FACTOR`] times as many candidates (at least
+//!   [`RESCORE_FACTOR`] times as many candidates as wanted (at least
 //!   [`MIN_COARSE_CANDIDATES`]), and those are re-ranked by their exact
-//!   cosine similarity ("binary quantization with
-//!   rescoring", which keeps most of the ranking quality of modern embedding
-//!   models while scanning 32 times fewer bytes).
+//!   cosine similarity ("binary quantization with rescoring", which keeps
+//!   most of the ranking quality of modern embedding models). At 100,000
+//!   vectors this takes about 20 ms with 1,536 dimensions and 6 ms with 256
+//!   (`examples/search_bench.rs`); the cost grows with the number of vectors,
+//!   their dimension and the candidates asked for.
+//!
+//! Deleted vectors leave holes in sqlite-vec's blobs until a whole blob is
+//! empty (it is then dropped); new vectors fill only the newest blob. An
+//! index re-embedded from scratch (a model switch) starts over compact.
 
 use std::ffi::{c_char, c_int};
 
@@ -52,8 +59,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::error::KnowledgeError;
 use crate::index::ChunkEmbeddings;
 
-/// Vectors × dimensions below which searches scan the float vectors (exact).
-pub(crate) const EXACT_SCAN_BUDGET: usize = 4_000_000;
+/// Vectors × dimensions up to which searches scan the float vectors (exact).
+pub(crate) const EXACT_SCAN_BUDGET: usize = 2_000_000;
 /// Coarse (sign-bit) candidates per wanted neighbour, re-ranked exactly.
 /// sqlite-vec's top-k selection makes `k` passes over every vector's
 /// distance, so at 100,000 vectors each candidate costs about 0.3 ms:

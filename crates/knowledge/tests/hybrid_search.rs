@@ -205,7 +205,7 @@ async fn vectors_round_trip_and_are_replaced_with_their_document() {
     index.replace_document(plain).await.unwrap();
     assert_eq!(
         index.documents_needing_embeddings("m", 10).await.unwrap(),
-        [b.id.clone()]
+        std::slice::from_ref(&b.id)
     );
     let hits = search(&index, "", None, Some(&axis(4, 2, 0, 0.0)), 10).await;
     assert!(hits.iter().all(|p| p.source == "a.md"));
@@ -349,7 +349,7 @@ async fn switching_model_drops_old_vectors_and_lists_every_document() {
 /// searches sign bits first and re-ranks (see `vectors.rs`).
 #[tokio::test]
 async fn vector_search_never_returns_another_sessions_private_chunks() {
-    for (dims, private_chunks, shared_chunks) in [(8, 30, 12), (512, 6_000, 2_000)] {
+    for (dims, private_chunks, shared_chunks) in [(8, 30, 12), (512, 3_000, 1_000)] {
         let (_dir, index) = open();
         let (a, b) = (session(1), session(2));
         let query = axis(dims, 0, 1, 0.0);
@@ -544,6 +544,44 @@ async fn duplicate_passages_collapse_to_the_best_ranked_copy() {
         assert_eq!(policy_copies, 1, "{embedding:?}: {:?}", sources(&hits));
         let distinct = if embedding.is_some() { 4 } else { 3 };
         assert_eq!(hits.len(), distinct, "{:?}", sources(&hits));
+    }
+}
+
+/// Thirty copies of one passage outrank everything else: the search reads
+/// deeper until it has `top_k` distinct passages.
+#[tokio::test]
+async fn searches_read_deeper_when_duplicates_fill_the_first_results() {
+    let (_dir, index) = open();
+    let copy = "Refund policy for refund requests.";
+    for i in 0..30 {
+        index
+            .replace_document(doc(
+                &format!("copy-{i}.md"),
+                DocumentOwner::Shared,
+                &[copy],
+                fake(&[copy]),
+            ))
+            .await
+            .unwrap();
+    }
+    for i in 0..5 {
+        let text = format!("The refund desk opens at nine {i}");
+        index
+            .replace_document(doc(
+                &format!("desk-{i}.md"),
+                DocumentOwner::Shared,
+                &[&text],
+                fake(&[&text]),
+            ))
+            .await
+            .unwrap();
+    }
+    let vector = flowchat_fake_flow::embedding("refund");
+    for embedding in [None, Some(vector.as_slice())] {
+        let hits = search(&index, "refund", None, embedding, 5).await;
+        assert_eq!(hits.len(), 5, "{:?}", sources(&hits));
+        assert_eq!(hits.iter().filter(|p| p.text == copy).count(), 1);
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
     }
 }
 
