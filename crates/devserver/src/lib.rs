@@ -83,8 +83,7 @@ pub async fn start(config: Config, options: ServerOptions) -> anyhow::Result<Run
             .cloned()
             .or_else(|| flowchat_native::env_var(name))
     };
-    let answerer = flowchat_drain::boot::answerer(&config, &lookup)?;
-    let embedder = flowchat_drain::boot::embedder(&config, &lookup)?;
+    let (answerer, embedder) = flowchat_drain::boot::language_models(&config, &lookup)?;
     let drain_options = flowchat_drain::boot::options(
         &config,
         format!("devserver-{}", std::process::id()),

@@ -158,10 +158,9 @@ fn report(failure: Failure) -> ExitCode {
 }
 
 async fn drain(config: Config, args: &RunArgs) -> Result<(), Failure> {
-    let answerer = flowchat_drain::boot::answerer(&config, flowchat_native::env_var)
-        .map_err(|e| Failure::Config(e.into()))?;
-    let embedder = flowchat_drain::boot::embedder(&config, flowchat_native::env_var)
-        .map_err(|e| Failure::Config(e.into()))?;
+    let (answerer, embedder) =
+        flowchat_drain::boot::language_models(&config, flowchat_native::env_var)
+            .map_err(|e| Failure::Config(e.into()))?;
     let store = flowchat_native::open_store(&config, flowchat_native::env_var).await?;
     flowchat_native::ensure_data_dir(&config)?;
     let index = flowchat_drain::boot::index(&config, flowchat_native::env_var)
@@ -336,7 +335,7 @@ async fn admin(config: &Config, command: Command) -> Result<(), Failure> {
 /// the catalog all follow the current configuration.
 async fn reindex(config: &Config, store: Arc<dyn flowchat_store::Store>) -> Result<(), Failure> {
     let other = |e: anyhow::Error| Failure::Other(e);
-    let embedder = flowchat_drain::boot::embedder(config, flowchat_native::env_var)
+    let (_, embedder) = flowchat_drain::boot::language_models(config, flowchat_native::env_var)
         .map_err(|e| Failure::Config(e.into()))?;
     let index = flowchat_drain::boot::index(config, flowchat_native::env_var)
         .await
