@@ -227,11 +227,17 @@ mod tests {
     #[test]
     fn bad_settings_name_their_variable_and_hide_the_secret() {
         let (config, lookup) = flow_config(&[("SYSTEM_PROMPT_FILE", "/nonexistent/prompt.txt")]);
-        let error = language_models(&config, lookup).map(|_| ()).unwrap_err().to_string();
+        let error = language_models(&config, lookup)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("SYSTEM_PROMPT_FILE"), "{error}");
 
         let (config, lookup) = flow_config(&[("LLM_TEMPERATURE", "hot")]);
-        let error = language_models(&config, lookup).map(|_| ()).unwrap_err().to_string();
+        let error = language_models(&config, lookup)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("LLM_TEMPERATURE"), "{error}");
         assert!(!error.contains("a-secret-value"));
 
