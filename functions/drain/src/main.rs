@@ -171,6 +171,23 @@ async fn drain(config: Config, args: &RunArgs) -> Result<(), Failure> {
         flowchat_native::env_var("HOSTNAME").unwrap_or_else(|| "local".to_owned()),
         std::process::id()
     );
+    // After an embedding-model change, bring every document's vectors to
+    // the configured model before answering (vectors are never mixed, so
+    // until then vector search would see only re-embedded documents).
+    if let Some(embedder) = &embedder {
+        match flowchat_knowledge::embed_missing(index.as_ref(), embedder.as_ref()).await {
+            Ok(0) => {}
+            Ok(documents) => tracing::info!(
+                documents,
+                model = embedder.model(),
+                "documents embedded with the configured model"
+            ),
+            Err(error) => tracing::warn!(
+                %error,
+                "not every document could be embedded yet; the next start or folder scan retries"
+            ),
+        }
+    }
     let options =
         flowchat_drain::boot::options(&config, worker_id, args.concurrency, answerer, embedder);
     let drain = Drain::new(store, index, options);

@@ -436,3 +436,37 @@ async fn backup_restore_and_reindex_keep_every_document() {
     );
     second.server.unwrap().stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_indexed_without_vectors_are_embedded_when_the_drain_starts() {
+    let fake = FakeFlow::start().await;
+    // Indexed by words only: no embeddings provider in the dev server.
+    let app = app().drain_concurrency(0).spawn().await;
+    let with_embeddings = |args: &[&str]| {
+        let mut command = drain_command(&app, args);
+        for (k, v) in fake.env() {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let out = with_embeddings(&["--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let embedded: usize = fake
+        .requests()
+        .iter()
+        .filter(|r| r.target == Some(Target::Embeddings))
+        .map(|r| r.body["input"].as_array().map_or(1, Vec::len))
+        .sum();
+    assert!(embedded >= 2, "both shared documents' chunks were embedded");
+
+    // Everything has vectors of the configured model now: nothing to redo.
+    let before = fake.count(Target::Embeddings);
+    assert!(with_embeddings(&["--once"]).status.success());
+    assert_eq!(fake.count(Target::Embeddings), before);
+    assert_eq!(fake.header_problems(), Vec::<String>::new());
+    app.server.unwrap().stop().await;
+}
