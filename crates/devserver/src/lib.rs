@@ -156,13 +156,48 @@ fn router(state: Arc<AppState>, web_dir: Option<&std::path::Path>) -> Router {
         Some(dir) => {
             // A single-page app: unknown paths get index.html.
             let index = dir.join("index.html");
-            api.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+            let files = Router::new()
+                .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(index)))
+                .layer(axum::middleware::from_fn(web_app_headers));
+            api.merge(files)
         }
         None => api
             .route("/", get(builtin_page::page))
             .fallback(|| async { (http::StatusCode::NOT_FOUND, "not found") }),
     }
 }
+
+/// The web app's static-file headers, the same as `vercel.json` sets in
+/// production: Vite's content-hashed `/assets/*` are cached for good,
+/// everything else (index.html) is revalidated so a new build shows at once;
+/// the CSP allows only the app's own scripts, styles and API.
+async fn web_app_headers(request: http::Request<Body>, next: axum::middleware::Next) -> Response {
+    let immutable = request.uri().path().starts_with("/assets/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let cache = if immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    headers.insert(header::CACHE_CONTROL, http::HeaderValue::from_static(cache));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static(WEB_APP_CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        http::HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// Keep in step with `vercel.json`.
+const WEB_APP_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Converts axum's request to the portable one (body capped before it is
 /// read in full, client address from the socket) and back.

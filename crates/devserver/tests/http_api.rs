@@ -637,3 +637,55 @@ async fn builtin_page_is_served() {
     let html = res.text().await.unwrap();
     assert!(html.contains("Pick a nickname") && html.contains("/api/chat"));
 }
+
+#[tokio::test]
+async fn built_web_app_is_served_with_caching_and_csp() {
+    let web = tempfile::tempdir().unwrap();
+    write_doc(
+        web.path(),
+        "index.html",
+        "<!doctype html><title>FlowChat app</title>",
+    );
+    write_doc(web.path(), "assets/index-abc123.js", "console.log('app')");
+    let app = app().web_dir(web.path()).spawn().await;
+    let get = |path: &str| app.client.get(format!("{}{path}", app.url)).send();
+
+    let index = get("/").await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert_eq!(index.headers()["cache-control"], "no-cache");
+    let csp = index.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    // Production (vercel.json) serves the same policy.
+    let vercel: serde_json::Value =
+        serde_json::from_str(include_str!("../../../vercel.json")).unwrap();
+    let deployed_csp = vercel["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule["headers"].as_array().unwrap())
+        .find(|h| h["key"] == "Content-Security-Policy")
+        .map(|h| h["value"].as_str().unwrap().to_owned());
+    assert_eq!(deployed_csp.as_deref(), Some(csp));
+    assert!(index.text().await.unwrap().contains("FlowChat app"));
+
+    let asset = get("/assets/index-abc123.js").await.unwrap();
+    assert_eq!(asset.status(), 200);
+    assert_eq!(
+        asset.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        asset.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+
+    // A path the app routes itself gets index.html; the API keeps its own 404s.
+    let deep = get("/conversations/anything").await.unwrap();
+    assert_eq!(deep.status(), 200);
+    assert!(deep.text().await.unwrap().contains("FlowChat app"));
+    let api = get("/api/nope").await.unwrap();
+    assert_eq!(api.status(), 404);
+    assert_eq!(api.headers()["content-type"], "application/problem+json");
+}

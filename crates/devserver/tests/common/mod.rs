@@ -27,6 +27,7 @@ pub struct Builder {
     vars: HashMap<String, String>,
     documents: Vec<(String, String)>,
     drain_concurrency: u32,
+    web_dir: Option<PathBuf>,
 }
 
 impl Builder {
@@ -43,6 +44,12 @@ impl Builder {
     /// 0 runs no drain in the server (a separate `flowchat-drain` does the work).
     pub fn drain_concurrency(mut self, n: u32) -> Self {
         self.drain_concurrency = n;
+        self
+    }
+
+    /// Serves this folder as the web app instead of the built-in page.
+    pub fn web_dir(mut self, dir: &Path) -> Self {
+        self.web_dir = Some(dir.to_owned());
         self
     }
 
@@ -85,7 +92,7 @@ impl Builder {
             ServerOptions {
                 host: "127.0.0.1".into(),
                 port: 0,
-                web_dir: None,
+                web_dir: self.web_dir,
                 drain_concurrency: self.drain_concurrency,
                 env_overrides: vars.clone(),
             },
@@ -125,6 +132,7 @@ pub fn app() -> Builder {
             ("expenses.txt".into(), EXPENSES.into()),
         ],
         drain_concurrency: 2,
+        web_dir: None,
     }
 }
 
