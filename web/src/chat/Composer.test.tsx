@@ -159,14 +159,14 @@ describe("Composer", () => {
     await user.type(textbox(), "Again{Enter}");
 
     expect(await screen.findByRole("alert")).toHaveTextContent("Too many requests. Try again in 3 seconds.");
-    expect(screen.getByRole("timer")).toHaveTextContent("You can send again in 3 seconds.");
+    expect(screen.getByRole("timer")).toHaveTextContent("Try again in 3 seconds.");
     expect(sendButton()).toBeDisabled();
     expect(textbox()).toHaveValue("Again");
 
     await act(async () => void vi.advanceTimersByTime(1000));
-    expect(screen.getByRole("timer")).toHaveTextContent("You can send again in 2 seconds.");
+    expect(screen.getByRole("timer")).toHaveTextContent("Try again in 2 seconds.");
     await act(async () => void vi.advanceTimersByTime(1000));
-    expect(screen.getByRole("timer")).toHaveTextContent("You can send again in 1 second.");
+    expect(screen.getByRole("timer")).toHaveTextContent("Try again in 1 second.");
     fireEvent.keyDown(textbox(), { key: "Enter" });
     expect(send).toHaveBeenCalledTimes(1);
 

@@ -129,11 +129,19 @@ export function Composer({
     <form className="composer" onSubmit={onSubmit} aria-busy={sending}>
       {failure && (
         <div className="banner banner-error composer-alert" id={alertId}>
-          <p role="alert">{describeError(failure.error)}</p>
-          {waiting > 0 && (
-            <p role="timer" className="composer-countdown">
-              You can send again in {waiting} second{waiting === 1 ? "" : "s"}.
-            </p>
+          {waiting > 0 ? (
+            <>
+              {/* Announced once with the wait as it was; the visible countdown
+                  is a timer, which screen readers do not re-read every second. */}
+              <p role="alert">
+                Too many requests. <span className="visually-hidden">{describeError(failure.error).replace(/^Too many requests\. /, "")}</span>
+              </p>
+              <p role="timer" className="composer-countdown">
+                Try again in {waiting} second{waiting === 1 ? "" : "s"}.
+              </p>
+            </>
+          ) : (
+            <p role="alert">{describeError(failure.error)}</p>
           )}
         </div>
       )}
