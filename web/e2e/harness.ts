@@ -101,6 +101,78 @@ export function devServerBinary(): string {
   return bin;
 }
 
+/**
+ * The fake CI&T Flow server (crates/fake-flow, example `serve`): the only
+ * stand-in for an external service. `FLOWCHAT_FAKE_FLOW_BIN` overrides
+ * target/debug/examples/serve, which is built when missing.
+ */
+export function fakeFlowBinary(): string {
+  const bin = process.env.FLOWCHAT_FAKE_FLOW_BIN ?? join(REPO_ROOT, "target", "debug", "examples", "serve");
+  if (!existsSync(bin)) {
+    if (process.env.FLOWCHAT_FAKE_FLOW_BIN) throw new Error(`FLOWCHAT_FAKE_FLOW_BIN=${bin} does not exist`);
+    console.log(`[e2e] ${bin} is missing: running cargo build -p flowchat-fake-flow --example serve --locked`);
+    const build = spawnSync("cargo", ["build", "-p", "flowchat-fake-flow", "--example", "serve", "--locked"], {
+      cwd: REPO_ROOT,
+      stdio: "inherit",
+    });
+    if (build.status !== 0 || !existsSync(bin)) throw new Error(`building the fake Flow server failed (exit ${build.status})`);
+  }
+  return bin;
+}
+
+export interface FakeFlow {
+  /** Variables that point a dev server at this fake (LLM_PROVIDER=flow, FLOW_*). */
+  env: Record<string, string>;
+  stop: () => Promise<void>;
+}
+
+/** Starts the fake Flow server; `chunkDelayMs` spaces the streamed chunks of every answer. */
+export async function startFakeFlow(chunkDelayMs = 0): Promise<FakeFlow> {
+  const child = spawn(fakeFlowBinary(), ["--chunk-delay-ms", String(chunkDelayMs)], {
+    env: baseEnv(),
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((done) => child.once("exit", done));
+      child.kill("SIGKILL");
+      await exited;
+    }
+  };
+  try {
+    const baseUrl = await new Promise<string>((resolveUrl, reject) => {
+      let out = "";
+      const timer = setTimeout(() => reject(new Error("the fake Flow server did not print its address within 30 s")), 30_000);
+      child.stdout?.on("data", (chunk: Buffer) => {
+        out += chunk.toString("utf8");
+        const line = /^(http:\/\/\S+)\n/.exec(out);
+        if (line) {
+          clearTimeout(timer);
+          resolveUrl(line[1]);
+        }
+      });
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the fake Flow server exited early (code ${code})`));
+      });
+    });
+    return {
+      env: {
+        LLM_PROVIDER: "flow",
+        FLOW_BASE_URL: baseUrl,
+        FLOW_CLIENT_ID: "fake-client-id",
+        FLOW_CLIENT_SECRET: "fake-client-secret",
+        FLOW_TENANT: "fake-tenant",
+        FLOW_AGENT: "flowchat-e2e",
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
 export function assertWebBuilt(): void {
   if (!existsSync(join(DIST_DIR, "index.html"))) {
     throw new Error(
