@@ -79,8 +79,9 @@ function Workspace({ api, nickname, onSignOut, onUnauthorized }: WorkspaceProps)
           <span className="nickname" title="Your nickname">
             {nickname}
           </span>
-          <button type="button" onClick={() => setConfirmingSignOut(true)}>
-            Change nickname
+          {/* "Change" alone at phone width; the name stays the full phrase. */}
+          <button type="button" aria-label="Change nickname" onClick={() => setConfirmingSignOut(true)}>
+            Change<span className="wide-only"> nickname</span>
           </button>
         </div>
       </header>

@@ -87,7 +87,7 @@ export function Thread({
         <h2>Ask about your documents</h2>
         <p>FlowChat answers from your documents and shows the sources behind every answer.</p>
         <p className="muted">
-          Upload a document with the Documents button at the top, or type a question below to get started.
+          Upload a document in the Documents panel, or type a question below to get started.
         </p>
       </div>
     );
