@@ -206,6 +206,58 @@ describe("FlowChat web app", () => {
     }
   }, 120_000);
 
+  test("c2: the server refuses a file whose content is not its type; my document can be deleted", async () => {
+    await withPage(browser, server.url, "upload-refused", async (page) => {
+      await startSession(page, "Careful");
+      const panel = documentsPanel(page);
+      const input = panel.getByLabel("Choose files to upload");
+
+      // A ".pdf" that is plain text: only the server can tell (415, rule "content").
+      await input.setInputFiles({ name: "not-really.pdf", mimeType: "application/pdf", buffer: Buffer.from("just text, no PDF header") });
+      await panel.getByRole("button", { name: /^Upload 1 file/ }).click();
+      await expect
+        .poll(async () => (await panel.textContent()) ?? "", { timeout: ANSWER_TIMEOUT })
+        .toMatch(/not supported[\s\S]*PDF/i);
+      expect(await section(panel, "My documents").getByText("not-really.pdf").count()).toBe(0);
+
+      // A good one, then deleted after confirming.
+      const name = "delete-me.txt";
+      await input.setInputFiles({ name, mimeType: "text/plain", buffer: Buffer.from("Temporary notes about the pelican project.") });
+      await panel.getByRole("button", { name: /^Upload 1 file/ }).click();
+      const mine = section(panel, "My documents");
+      const remove = mine.getByRole("button", { name: `Delete ${name}` });
+      await remove.waitFor({ state: "visible", timeout: ANSWER_TIMEOUT });
+      await remove.click();
+      const dialog = page.getByRole("dialog", { name: "Delete document?" });
+      await dialog.getByRole("button", { name: "Delete" }).click();
+      await expect.poll(() => mine.getByText(name).count(), { timeout: ANSWER_TIMEOUT }).toBe(0);
+      // Gone on the server too.
+      const token = await storedToken(page);
+      const listed = await page.request.get(`${server.url}/api/documents`, { headers: { Authorization: `Bearer ${token}` } });
+      const names = ((await listed.json()) as { documents: Array<{ name: string }> }).documents.map((d) => d.name);
+      expect(names).not.toContain(name);
+    });
+  }, 120_000);
+
+  test("c3: offline: a banner says so, sending explains it and keeps the draft, then works again", async () => {
+    await withPage(browser, server.url, "offline", async (page) => {
+      await startSession(page, "Traveller");
+      await page.context().setOffline(true);
+      await page.getByText(/You are offline/).first().waitFor({ state: "visible" });
+      const draft = "Does this survive a tunnel?";
+      await composer(page).fill(draft);
+      await sendButton(page).click();
+      await page.getByRole("alert").filter({ hasText: /offline|could not reach/i }).first().waitFor({ state: "visible" });
+      expect(await composer(page).inputValue()).toBe(draft);
+      await screenshot(page, "offline");
+
+      await page.context().setOffline(false);
+      await expect.poll(() => page.getByText(/You are offline/).count()).toBe(0);
+      const answer = await ask(page, CHAIR_QUESTION);
+      await citation(answer, POLICY_FILE).first().waitFor({ state: "visible" });
+    });
+  }, 120_000);
+
   test("d: conversations are listed, switched and deleted", async () => {
     await withPage(browser, server.url, "conversations", async (page) => {
       const titleA = CHAIR_QUESTION;

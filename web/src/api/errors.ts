@@ -100,7 +100,7 @@ export function describeError(error: unknown): string {
   switch (error.kind) {
     case "offline":
       return typeof navigator !== "undefined" && navigator.onLine === false
-        ? "You are offline. Check your connection; we will retry when you are back."
+        ? "You are offline. Check your connection, then try again."
         : "Could not reach the FlowChat server. Check that it is running and try again.";
     case "rate-limited": {
       const wait = error.retryAfterSeconds;
