@@ -368,3 +368,55 @@ fn log_outcome(result: &Result<ChatCompletion, LlmError>, attempts: u32, started
         ),
     }
 }
+
+/// Implements `ChatModel` and `Embedder` for a client whose `engine` field is
+/// an [`Engine`]: the providers differ only in their `Backend`, so the trait
+/// impls are written once here.
+macro_rules! engine_client {
+    ($client:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::types::ChatModel for $client {
+            fn provider(&self) -> &'static str {
+                $crate::engine::Backend::provider(&self.engine.backend)
+            }
+
+            fn model(&self) -> &str {
+                $crate::engine::Backend::chat_model(&self.engine.backend)
+            }
+
+            async fn chat(
+                &self,
+                request: &$crate::types::ChatRequest,
+            ) -> Result<$crate::types::ChatCompletion, $crate::error::LlmError> {
+                self.engine.chat(request).await
+            }
+
+            async fn chat_stream(
+                &self,
+                request: &$crate::types::ChatRequest,
+                on_event: &mut (dyn for<'e> FnMut($crate::types::StreamEvent<'e>) + Send),
+            ) -> Result<$crate::types::ChatCompletion, $crate::error::LlmError> {
+                self.engine.chat_stream(request, on_event).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::types::Embedder for $client {
+            fn provider(&self) -> &'static str {
+                $crate::engine::Backend::provider(&self.engine.backend)
+            }
+
+            fn model(&self) -> &str {
+                $crate::engine::Backend::embedding_model(&self.engine.backend)
+            }
+
+            async fn embed(
+                &self,
+                inputs: &[String],
+            ) -> Result<Vec<Vec<f32>>, $crate::error::LlmError> {
+                self.engine.embed(inputs).await
+            }
+        }
+    };
+}
+pub(crate) use engine_client;

@@ -15,7 +15,6 @@ use crate::error::LlmError;
 use crate::retry::{CredentialSource, Failure};
 use crate::settings::{FlowSettings, GenerationSettings, HttpSettings};
 use crate::transport::{HttpCore, status_failure};
-use crate::types::{ChatCompletion, ChatModel, ChatRequest, Embedder, StreamEvent};
 
 /// Used when the token answer does not say how long it lives; Flow tokens
 /// are documented to last about an hour.
@@ -226,43 +225,7 @@ impl Backend for FlowBackend {
     }
 }
 
-#[async_trait::async_trait]
-impl ChatModel for FlowClient {
-    fn provider(&self) -> &'static str {
-        self.engine.backend.provider()
-    }
-
-    fn model(&self) -> &str {
-        self.engine.backend.chat_model()
-    }
-
-    async fn chat(&self, request: &ChatRequest) -> Result<ChatCompletion, LlmError> {
-        self.engine.chat(request).await
-    }
-
-    async fn chat_stream(
-        &self,
-        request: &ChatRequest,
-        on_event: &mut (dyn for<'e> FnMut(StreamEvent<'e>) + Send),
-    ) -> Result<ChatCompletion, LlmError> {
-        self.engine.chat_stream(request, on_event).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Embedder for FlowClient {
-    fn provider(&self) -> &'static str {
-        self.engine.backend.provider()
-    }
-
-    fn model(&self) -> &str {
-        self.engine.backend.embedding_model()
-    }
-
-    async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
-        self.engine.embed(inputs).await
-    }
-}
+crate::engine::engine_client!(FlowClient);
 
 #[cfg(test)]
 mod tests {

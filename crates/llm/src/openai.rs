@@ -10,7 +10,6 @@ use crate::error::LlmError;
 use crate::retry::{CredentialSource, Failure};
 use crate::settings::{GenerationSettings, HttpSettings, OpenAiSettings};
 use crate::transport::HttpCore;
-use crate::types::{ChatCompletion, ChatModel, ChatRequest, Embedder, StreamEvent};
 
 pub struct OpenAiClient {
     engine: Engine<OpenAiBackend>,
@@ -106,40 +105,4 @@ impl Backend for OpenAiBackend {
     }
 }
 
-#[async_trait::async_trait]
-impl ChatModel for OpenAiClient {
-    fn provider(&self) -> &'static str {
-        self.engine.backend.provider()
-    }
-
-    fn model(&self) -> &str {
-        self.engine.backend.chat_model()
-    }
-
-    async fn chat(&self, request: &ChatRequest) -> Result<ChatCompletion, LlmError> {
-        self.engine.chat(request).await
-    }
-
-    async fn chat_stream(
-        &self,
-        request: &ChatRequest,
-        on_event: &mut (dyn for<'e> FnMut(StreamEvent<'e>) + Send),
-    ) -> Result<ChatCompletion, LlmError> {
-        self.engine.chat_stream(request, on_event).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Embedder for OpenAiClient {
-    fn provider(&self) -> &'static str {
-        self.engine.backend.provider()
-    }
-
-    fn model(&self) -> &str {
-        self.engine.backend.embedding_model()
-    }
-
-    async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
-        self.engine.embed(inputs).await
-    }
-}
+crate::engine::engine_client!(OpenAiClient);
