@@ -33,7 +33,6 @@ export function messageError(raw: string): string | null {
   const count = charCount(message);
   if (count === 0) return "message must not be empty";
   if (count > MESSAGE_MAX_CHARS) return `message must be at most ${MESSAGE_MAX_CHARS} characters (got ${count})`;
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(message)) {
     return "message must not contain control characters other than newline and tab";
   }

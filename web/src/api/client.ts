@@ -192,7 +192,7 @@ export class ApiClient {
         const payload = safeJson(event.data);
         switch (event.event) {
           case "status":
-            handlers.onStatus?.(payload?.status, payload?.attempts ?? 0, payload?.error ?? null);
+            if (payload?.status) handlers.onStatus?.(payload.status, payload.attempts ?? 0, payload.error ?? null);
             break;
           case "partial":
             handlers.onPartial?.(typeof payload?.text === "string" ? payload.text : "");
@@ -200,6 +200,9 @@ export class ApiClient {
           case "answer":
           case "failed":
             await reader.cancel().catch(() => undefined);
+            if (!payload?.job_id || !payload.status) {
+              throw new ApiError({ kind: "server", status: 200, message: "The server sent an unreadable answer." });
+            }
             return payload as ChatJob;
           case "gone":
             await reader.cancel().catch(() => undefined);
@@ -230,10 +233,15 @@ export class ApiClient {
   }
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function safeJson(text: string): any {
+/** The fields the job stream's events carry; any of them may be missing from a malformed event. */
+interface StreamPayload extends Partial<ChatJob> {
+  text?: unknown;
+}
+
+function safeJson(text: string): StreamPayload | undefined {
   try {
-    return JSON.parse(text);
+    const value: unknown = JSON.parse(text);
+    return value && typeof value === "object" ? (value as StreamPayload) : undefined;
   } catch {
     return undefined;
   }

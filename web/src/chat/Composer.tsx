@@ -81,7 +81,6 @@ export function Composer({
     timer = setTimeout(tick, 1000 - (elapsed % 1000) || 1000);
     return () => clearTimeout(timer);
     // onCooldownEnd is a callback from the page; restarting the countdown for it is not wanted.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [failure]);
 
   function update(next: string) {

@@ -133,7 +133,7 @@ export const Markdown = memo(function Markdown({ text, streaming = false, citati
       },
     };
     return compiler(text, options);
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // citationIndexes is compared by value (indexKey), not by array identity.
   }, [text, streaming, indexKey, renderMarker]);
 
   return <div className="markdown">{content}</div>;
