@@ -3,7 +3,7 @@ import type { ApiClient } from "../api/client";
 import { formatBytes } from "../api/errors";
 import { ACCEPT_ATTRIBUTE, MAX_UPLOAD_BYTES, plural } from "./files";
 import { UploadItem } from "./UploadItem";
-import { STAGED_PHASES } from "./uploadManager";
+import { STAGED_PHASES, type UploadEntry } from "./uploadManager";
 import { useUploads } from "./useUploads";
 
 interface UploaderProps {
@@ -62,6 +62,25 @@ export function Uploader({ api, onUnauthorized, onDocumentChange, announce }: Up
   }
 
   /** Keeps keyboard focus somewhere sensible when the focused control goes away. */
+  /** Staged and sent files are listed alike: remove (cancels) and retry. */
+  function uploadList(label: string, entries: UploadEntry[]) {
+    return (
+      <ul className="upload-list" aria-label={label}>
+        {entries.map((entry) => (
+          <UploadItem
+            key={entry.key}
+            entry={entry}
+            onRemove={(key) => {
+              manager.remove(key);
+              refocus();
+            }}
+            onRetry={(key) => manager.retry(key)}
+          />
+        ))}
+      </ul>
+    );
+  }
+
   function refocus() {
     requestAnimationFrame(() => {
       if (!document.activeElement || document.activeElement === document.body) chooseRef.current?.focus();
@@ -102,19 +121,7 @@ export function Uploader({ api, onUnauthorized, onDocumentChange, announce }: Up
 
       {staged.length > 0 && (
         <div className="staged">
-          <ul className="upload-list" aria-label="Files to upload">
-            {staged.map((entry) => (
-              <UploadItem
-                key={entry.key}
-                entry={entry}
-                onRemove={(key) => {
-                  manager.remove(key);
-                  refocus();
-                }}
-                onRetry={(key) => manager.retry(key)}
-              />
-            ))}
-          </ul>
+          {uploadList("Files to upload", staged)}
           <div className="staged-actions">
             {sendable > 0 && (
               <button
@@ -141,21 +148,7 @@ export function Uploader({ api, onUnauthorized, onDocumentChange, announce }: Up
         </div>
       )}
 
-      {sending.length > 0 && (
-        <ul className="upload-list" aria-label="Uploads">
-          {sending.map((entry) => (
-            <UploadItem
-              key={entry.key}
-              entry={entry}
-              onRemove={(key) => {
-                manager.remove(key);
-                refocus();
-              }}
-              onRetry={(key) => manager.retry(key)}
-            />
-          ))}
-        </ul>
-      )}
+      {sending.length > 0 && uploadList("Uploads", sending)}
     </section>
   );
 }
