@@ -1,43 +1,47 @@
 //! The Vercel adapter: every `api/**/*.rs` function calls [`serve`] with its
 //! route pattern. It reads the configuration once per process, converts
-//! Vercel's request to the portable `http::Request<Bytes>` (body capped before
-//! it is read in full), and hands it to `flowchat_api::handle`.
+//! Vercel's request to the portable `http::Request<Bytes>` (the body read by
+//! `flowchat_api::read_limited`, so an oversized one is refused unread),
+//! hands it to `flowchat_api::handle`, and streams the answer back.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use flowchat_api::{AppContext, ClientIp};
-use http_body_util::{BodyExt, Limited};
 use vercel_runtime::{Error, Request, Response, ResponseBody, service_fn};
 
 /// Serves one function. `route` is its path pattern, e.g. `/api/chat/[id]`:
 /// Vercel passes a dynamic segment as `?id=`, which is put back into the
 /// path when the request arrives under the file's own name.
 pub async fn serve(route: &'static str) -> Result<(), Error> {
-    let config = flowchat_native::config_from_env()?;
-    flowchat_native::init_tracing(config.log_format);
-    let ctx = Arc::new(flowchat_native::boot_api(config, flowchat_native::env_var).await?);
+    let config = flowchat_startup::config_from_env()?;
+    flowchat_startup::init_tracing(config.log_format);
+    let secret = flowchat_startup::session_secret(&config)?;
+    let upstash = flowchat_config::upstash_config(flowchat_startup::env_var)?;
+    let store = flowchat_startup::open_store(&config, upstash).await?;
+    let platform = Arc::new(flowchat_startup::NativePlatform);
+    let ctx = Arc::new(AppContext::new(config, store, platform, secret));
     vercel_runtime::run(service_fn(move |req: Request| {
         let ctx = ctx.clone();
-        async move { Ok::<_, Error>(handle(&ctx, route, req).await) }
+        async move { Ok::<_, Error>(answer(&ctx, route, req).await) }
     }))
     .await
 }
 
-async fn handle(ctx: &AppContext, route: &str, req: Request) -> Response<ResponseBody> {
+async fn answer(ctx: &AppContext, route: &str, req: Request) -> Response<ResponseBody> {
     let (mut parts, body) = req.into_parts();
-    let limit = flowchat_api::body_limit(ctx, &parts.method, parts.uri.path());
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return to_vercel(flowchat_api::payload_too_large(ctx, &parts.headers, limit));
-        }
+    let bytes = match flowchat_api::read_limited(ctx, &parts, body).await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return to_vercel(refusal),
     };
     if let Some(uri) = restore_dynamic_segment(route, &parts.uri) {
         parts.uri = uri;
     }
     parts.extensions.insert(ClientIp(client_ip(&parts.headers)));
-    let response = flowchat_api::respond(ctx, http::Request::from_parts(parts, bytes)).await;
+    to_vercel(flowchat_api::handle(ctx, http::Request::from_parts(parts, bytes)).await)
+}
+
+fn to_vercel(response: http::Response<flowchat_api::Body>) -> Response<ResponseBody> {
     response.map(|body| match body {
         flowchat_api::Body::Full(bytes) => ResponseBody::from(bytes),
         // Vercel streams function responses: events reach the browser as
@@ -100,10 +104,6 @@ fn restore_dynamic_segment(route: &str, uri: &http::Uri) -> Option<http::Uri> {
         return None;
     }
     format!("{wanted}?{query}").parse().ok()
-}
-
-fn to_vercel(response: http::Response<Bytes>) -> Response<ResponseBody> {
-    response.map(ResponseBody::from)
 }
 
 #[cfg(test)]

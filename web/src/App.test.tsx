@@ -3,18 +3,14 @@ import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { App } from "./App";
 import { loadSession, saveSession } from "./session";
-import { FakeServer, json, problem } from "./test/fakeApi";
-
-const session = { token: "tok", session_id: "s1", nickname: "Ana", expires_at: "2099-01-01T00:00:00Z" };
+import { FakeNetwork } from "./test/fakeNetwork";
 
 describe("App", () => {
-  let server: FakeServer;
+  // The App builds its own ApiClient on the browser's fetch and XMLHttpRequest.
+  let network: FakeNetwork;
   beforeEach(() => {
-    server = new FakeServer()
-      .on("GET", "/api/conversations", { conversations: [] })
-      .on("GET", "/api/documents", { documents: [] })
-      .on("POST", "/api/session", json(201, session));
-    vi.stubGlobal("fetch", server.fetch);
+    network = new FakeNetwork();
+    network.install();
   });
   afterEach(() => vi.unstubAllGlobals());
 
@@ -24,7 +20,7 @@ describe("App", () => {
     await user.type(screen.getByLabelText("Nickname"), "Ana");
     await user.click(screen.getByRole("button", { name: "Start chatting" }));
     expect(await screen.findByText("Ana")).toBeInTheDocument();
-    expect(loadSession()?.token).toBe("tok");
+    expect(loadSession()?.token).toBe(network.sessions[0].token);
     first.unmount();
     render(<App />);
     expect(screen.queryByLabelText("Nickname")).not.toBeInTheDocument();
@@ -32,13 +28,13 @@ describe("App", () => {
   });
 
   it("ignores an expired stored session", () => {
-    saveSession({ ...session, expires_at: "2000-01-01T00:00:00Z" });
+    saveSession({ ...network.signIn("Ana"), expires_at: "2000-01-01T00:00:00Z" });
     render(<App />);
     expect(screen.getByLabelText("Nickname")).toBeInTheDocument();
   });
 
   it("changes nickname only after confirmation", async () => {
-    saveSession(session);
+    saveSession(network.signIn("Ana"));
     const user = userEvent.setup();
     render(<App />);
     await user.click(screen.getByRole("button", { name: "Change nickname" }));
@@ -58,8 +54,8 @@ describe("App", () => {
   });
 
   it("returns to the gate with a notice when the session is refused", async () => {
-    saveSession(session);
-    server.on("GET", "/api/conversations", problem(401, "token expired"));
+    saveSession(network.signIn("Ana"));
+    network.expireSessions();
     render(<App />);
     expect(await screen.findByText(/Your session expired/)).toBeInTheDocument();
     expect(screen.getByLabelText("Nickname")).toBeInTheDocument();

@@ -1,26 +1,25 @@
 import { render, screen } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
-import { ApiClient } from "./api/client";
 import { Gate } from "./Gate";
-import { FakeServer, json, problem } from "./test/fakeApi";
+import { FakeNetwork, problem } from "./test/fakeNetwork";
 
-const session = { token: "tok", session_id: "s1", nickname: "Ana", expires_at: "2099-01-01T00:00:00Z" };
-
-function setup(server: FakeServer) {
+function setup(network: FakeNetwork) {
   const onSession = vi.fn();
-  render(<Gate api={new ApiClient("/api", () => null, server.fetch)} onSession={onSession} />);
+  // No session yet: the gate is where one starts.
+  render(<Gate api={network.client(null)} onSession={onSession} />);
   return { onSession, user: userEvent.setup() };
 }
 
 describe("Gate", () => {
   it("starts a session with the trimmed nickname", async () => {
-    const server = new FakeServer().on("POST", "/api/session", json(201, session));
-    const { onSession, user } = setup(server);
+    const network = new FakeNetwork();
+    const { onSession, user } = setup(network);
     await user.type(screen.getByLabelText("Nickname"), "  Ana ");
     await user.click(screen.getByRole("button", { name: "Start chatting" }));
-    expect(onSession).toHaveBeenCalledWith(session);
-    expect(server.requests[0].body).toEqual({ nickname: "Ana" });
+    expect(network.sessions).toHaveLength(1);
+    expect(onSession).toHaveBeenCalledWith(network.sessions[0]);
+    expect(network.requests[0].body).toEqual({ nickname: "Ana" });
   });
 
   it.each([
@@ -29,31 +28,32 @@ describe("Gate", () => {
     ["a".repeat(41), "Nickname must be at most 40 characters (got 41)"],
     ["<script>", "Nickname may contain only letters, digits, spaces and - _ . ' (found \"<\")"],
   ])("refuses %j with the API's rule and sends nothing", async (input, message) => {
-    const server = new FakeServer();
-    const { onSession, user } = setup(server);
+    const network = new FakeNetwork();
+    const { onSession, user } = setup(network);
     if (input) await user.type(screen.getByLabelText("Nickname"), input);
     await user.click(screen.getByRole("button", { name: "Start chatting" }));
     expect(await screen.findByRole("alert")).toHaveTextContent(message);
     expect(screen.getByLabelText("Nickname")).toHaveAttribute("aria-invalid", "true");
-    expect(server.requests).toHaveLength(0);
+    expect(network.requests).toHaveLength(0);
     expect(onSession).not.toHaveBeenCalled();
   });
 
   it("accepts letters of any script, digits and - _ . '", async () => {
-    const server = new FakeServer().on("POST", "/api/session", json(201, { ...session, nickname: "José O'Brien-李 2.0_x" }));
-    const { onSession, user } = setup(server);
+    const network = new FakeNetwork();
+    const { onSession, user } = setup(network);
     await user.type(screen.getByLabelText("Nickname"), "José O'Brien-李 2.0_x");
     await user.click(screen.getByRole("button", { name: "Start chatting" }));
     expect(onSession).toHaveBeenCalled();
+    expect(network.requests[0].body).toEqual({ nickname: "José O'Brien-李 2.0_x" });
   });
 
   it("shows the server's field message when it disagrees", async () => {
-    const server = new FakeServer().on(
+    const network = new FakeNetwork().once(
       "POST",
       "/api/session",
-      problem(400, "nickname: nickname may contain only letters (found '\u{200b}')", { field: "nickname", rule: "characters" }),
+      problem(400, { detail: "nickname: nickname may contain only letters (found '\u{200b}')", field: "nickname", rule: "characters" }),
     );
-    const { onSession, user } = setup(server);
+    const { onSession, user } = setup(network);
     await user.type(screen.getByLabelText("Nickname"), "Ana");
     await user.click(screen.getByRole("button", { name: "Start chatting" }));
     expect(await screen.findByRole("alert")).toHaveTextContent("nickname may contain only letters");
@@ -61,26 +61,25 @@ describe("Gate", () => {
   });
 
   it("explains a rate limit with the wait time", async () => {
-    const server = new FakeServer().on("POST", "/api/session", problem(429, "slow down", {}, { "Retry-After": "17" }));
-    const { user } = setup(server);
+    const network = new FakeNetwork().once("POST", "/api/session", problem(429, { detail: "slow down" }, { "Retry-After": "17" }));
+    const { user } = setup(network);
     await user.type(screen.getByLabelText("Nickname"), "Ana");
     await user.click(screen.getByRole("button", { name: "Start chatting" }));
     expect(await screen.findByRole("alert")).toHaveTextContent("Too many requests. Try again in 17 seconds.");
   });
 
   it("says when the server cannot be reached", async () => {
-    const failing: typeof fetch = () => Promise.reject(new TypeError("Failed to fetch"));
-    const onSession = vi.fn();
-    render(<Gate api={new ApiClient("/api", () => null, failing)} onSession={onSession} />);
-    const user = userEvent.setup();
+    const network = new FakeNetwork();
+    network.offline = true;
+    const { user } = setup(network);
     await user.type(screen.getByLabelText("Nickname"), "Ana");
     await user.click(screen.getByRole("button", { name: "Start chatting" }));
     expect(await screen.findByRole("alert")).toHaveTextContent("Could not reach the FlowChat server");
   });
 
   it("shows the request id of a server error", async () => {
-    const server = new FakeServer().on("POST", "/api/session", problem(500, "internal"));
-    const { user } = setup(server);
+    const network = new FakeNetwork().once("POST", "/api/session", problem(500, { detail: "internal", request_id: "req-123" }));
+    const { user } = setup(network);
     await user.type(screen.getByLabelText("Nickname"), "Ana");
     await user.click(screen.getByRole("button", { name: "Start chatting" }));
     expect(await screen.findByRole("alert")).toHaveTextContent("request id req-123");

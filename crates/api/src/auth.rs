@@ -1,13 +1,60 @@
 //! Who is calling: a session (signed token) or an operator (`ADMIN_TOKEN`).
 
 use bytes::Bytes;
-use flowchat_domain::SessionClaims;
+use flowchat_domain::model::DocumentOwner;
 use flowchat_domain::token;
+use flowchat_domain::{SessionClaims, SessionId};
 use http::Request;
 
 use crate::context::AppContext;
 use crate::error::ApiError;
 use crate::request::bearer;
+
+/// Who acts on jobs and documents: an operator (admin token) or a session.
+pub(crate) enum Actor {
+    Admin,
+    Session(SessionId),
+}
+
+impl Actor {
+    /// Who may read the jobs this actor queues: operator jobs are nobody's.
+    pub(crate) fn job_owner(&self) -> Option<SessionId> {
+        match self {
+            Actor::Admin => None,
+            Actor::Session(id) => Some(id.clone()),
+        }
+    }
+
+    /// Operators add shared documents; a session adds private ones.
+    pub(crate) fn document_owner(&self) -> DocumentOwner {
+        match self {
+            Actor::Admin => DocumentOwner::Shared,
+            Actor::Session(id) => DocumentOwner::Session(id.clone()),
+        }
+    }
+}
+
+/// The admin token, else a session token; 401 when neither.
+pub(crate) fn require_actor(ctx: &AppContext, req: &Request<Bytes>) -> Result<Actor, ApiError> {
+    if is_admin(ctx, req) {
+        Ok(Actor::Admin)
+    } else {
+        Ok(Actor::Session(require_session(ctx, req)?.session_id))
+    }
+}
+
+/// The admin token, a session token, or none (`None`); a bad session token
+/// is still a 401.
+pub(crate) fn optional_actor(
+    ctx: &AppContext,
+    req: &Request<Bytes>,
+) -> Result<Option<Actor>, ApiError> {
+    if is_admin(ctx, req) {
+        Ok(Some(Actor::Admin))
+    } else {
+        Ok(optional_session(ctx, req)?.map(|c| Actor::Session(c.session_id)))
+    }
+}
 
 /// The caller's session; 401 when the token is missing, forged or expired.
 pub(crate) fn require_session(
@@ -35,7 +82,7 @@ pub(crate) fn optional_session(
         .map_err(|e| ApiError::Unauthorized(e.to_string()))
 }
 
-pub(crate) fn is_admin(ctx: &AppContext, req: &Request<Bytes>) -> bool {
+fn is_admin(ctx: &AppContext, req: &Request<Bytes>) -> bool {
     match (&ctx.config.admin_token, bearer(req)) {
         (Some(expected), Some(presented)) => expected.matches(presented),
         _ => false,

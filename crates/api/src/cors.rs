@@ -1,10 +1,10 @@
 //! CORS for a web app served from another origin (`CORS_ORIGINS`). With no
 //! origins configured the API is same-origin only and sends no CORS headers.
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, header};
 
 use crate::context::AppContext;
+use crate::response::{Body, no_content};
 
 fn allowed_origin(ctx: &AppContext, headers: &HeaderMap) -> Option<HeaderValue> {
     let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
@@ -13,9 +13,8 @@ fn allowed_origin(ctx: &AppContext, headers: &HeaderMap) -> Option<HeaderValue> 
 }
 
 /// The answer to a preflight `OPTIONS` request.
-pub(crate) fn preflight(ctx: &AppContext, headers: &HeaderMap) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::new());
-    *response.status_mut() = StatusCode::NO_CONTENT;
+pub(crate) fn preflight(ctx: &AppContext, headers: &HeaderMap) -> Response<Body> {
+    let mut response = no_content();
     if let Some(origin) = allowed_origin(ctx, headers) {
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);

@@ -1,11 +1,12 @@
 //! Every failure a handler can answer with, and the one place that maps each
 //! to an HTTP status and an `application/problem+json` body (RFC 9457).
 
-use bytes::Bytes;
 use flowchat_domain::ValidationError;
 use flowchat_store::{RateDecision, StoreError};
 use http::{HeaderValue, Response, StatusCode, header};
-use serde_json::json;
+
+use crate::response::{Body, insert_rate_limit_headers, json};
+use crate::views::Problem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -156,30 +157,32 @@ impl ApiError {
     }
 }
 
-pub(crate) fn problem_response(error: &ApiError, request_id: &str) -> Response<Bytes> {
+pub(crate) fn problem_response(error: &ApiError, request_id: &str) -> Response<Body> {
     let status = error.status();
-    let mut body = json!({
-        "type": format!("urn:flowchat:problem:{}", error.slug()),
-        "title": error.title(),
-        "status": status.as_u16(),
-        "detail": error.to_string(),
-        "request_id": request_id,
-    });
+    let mut problem = Problem {
+        problem_type: format!("urn:flowchat:problem:{}", error.slug()),
+        title: error.title(),
+        status: status.as_u16(),
+        detail: error.to_string(),
+        request_id,
+        field: None,
+        rule: None,
+        limit_bytes: None,
+    };
     match error {
         ApiError::Validation(v) | ApiError::UnsupportedFile(v) => {
-            body["field"] = json!(v.field);
-            body["rule"] = json!(v.rule);
+            problem.field = Some(&v.field);
+            problem.rule = Some(v.rule);
         }
-        ApiError::PayloadTooLarge { limit } => body["limit_bytes"] = json!(limit),
+        ApiError::PayloadTooLarge { limit } => problem.limit_bytes = Some(*limit),
         ApiError::FileTooLarge { limit } => {
-            body["field"] = json!("file");
-            body["rule"] = json!("size");
-            body["limit_bytes"] = json!(limit);
+            problem.field = Some("file");
+            problem.rule = Some("size");
+            problem.limit_bytes = Some(*limit);
         }
         _ => {}
     }
-    let mut response = Response::new(Bytes::from(body.to_string()));
-    *response.status_mut() = status;
+    let mut response = json(status, &problem);
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -194,7 +197,7 @@ pub(crate) fn problem_response(error: &ApiError, request_id: &str) -> Response<B
                 header::RETRY_AFTER,
                 HeaderValue::from(retry_after_secs(decision)),
             );
-            crate::response::insert_rate_limit_headers(headers, decision, *reset_secs);
+            insert_rate_limit_headers(headers, decision, *reset_secs);
         }
         ApiError::Unavailable => {
             headers.insert(

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, header};
 use serde::de::DeserializeOwned;
 
-use crate::MAX_REQUEST_BYTES;
+use crate::body::MAX_REQUEST_BYTES;
 use crate::context::{AppContext, ClientIp};
 use crate::error::ApiError;
 
@@ -22,11 +22,7 @@ pub(crate) fn request_id(ctx: &AppContext, headers: &HeaderMap) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_owned)
-        .unwrap_or_else(|| hex(&ctx.platform.random_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+        .unwrap_or_else(|| hex::encode(ctx.platform.random_bytes()))
 }
 
 pub(crate) fn client_ip(req: &Request<Bytes>) -> String {

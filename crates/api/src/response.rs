@@ -1,36 +1,10 @@
+//! Building responses: JSON bodies from [`crate::views`], the headers
+//! several routes share, and the body type every runtime adapter converts.
+
 use bytes::Bytes;
 use flowchat_store::RateDecision;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
-
-pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Bytes> {
-    // Serialising our own plain structs cannot fail.
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Bytes::from(bytes));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-pub(crate) fn no_content() -> Response<Bytes> {
-    let mut response = Response::new(Bytes::new());
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    response
-}
-
-/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds).
-pub(crate) fn insert_rate_limit_headers(
-    headers: &mut HeaderMap,
-    d: &RateDecision,
-    reset_secs: i64,
-) {
-    headers.insert("ratelimit-limit", HeaderValue::from(d.limit));
-    headers.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
-    headers.insert("ratelimit-reset", HeaderValue::from(reset_secs.max(0)));
-}
 
 /// Server-Sent Events produced over time; native runtimes need `Send`.
 #[cfg(not(target_arch = "wasm32"))]
@@ -61,4 +35,53 @@ impl Body {
             }
         }
     }
+}
+
+pub(crate) fn full(status: StatusCode, bytes: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Body::Full(bytes.into()));
+    *response.status_mut() = status;
+    response
+}
+
+pub(crate) fn json<T: Serialize>(status: StatusCode, view: &T) -> Response<Body> {
+    // Views are plain structs with string keys: serialising cannot fail.
+    let bytes = serde_json::to_vec(view).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = full(status, bytes);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub(crate) fn no_content() -> Response<Body> {
+    full(StatusCode::NO_CONTENT, Bytes::new())
+}
+
+/// For answers that change while a client polls: a cached copy would hide
+/// the change.
+pub(crate) fn no_store(mut response: Response<Body>) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Where the created or queued thing can be followed.
+pub(crate) fn with_location(mut response: Response<Body>, location: String) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds).
+pub(crate) fn insert_rate_limit_headers(
+    headers: &mut HeaderMap,
+    d: &RateDecision,
+    reset_secs: i64,
+) {
+    headers.insert("ratelimit-limit", HeaderValue::from(d.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(reset_secs.max(0)));
 }

@@ -1,23 +1,21 @@
+//! The one entry point every runtime calls, and the one table of routes.
+
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 use tracing::Instrument;
 
 use crate::context::AppContext;
+use crate::cors;
 use crate::error::{ApiError, problem_response};
 use crate::request::request_id;
 use crate::response::Body;
-use crate::{cors, routes};
-
-/// Answers one request with a complete body; an event stream is collected
-/// until it ends. Runtimes that can stream use [`respond`].
-pub async fn handle(ctx: &AppContext, req: Request<Bytes>) -> Response<Bytes> {
-    let (parts, body) = respond(ctx, req).await.into_parts();
-    Response::from_parts(parts, body.collect().await)
-}
+use crate::routes::{chat, conversations, documents, events, health, session};
 
 /// Answers one request. Never panics on input and never fails: every error
-/// becomes a problem+json response carrying the request id.
-pub async fn respond(ctx: &AppContext, req: Request<Bytes>) -> Response<Body> {
+/// becomes a problem+json response carrying the request id. The body is
+/// complete, or an event stream for the adapter to forward as it comes;
+/// a runtime that cannot stream uses [`handle_buffered`].
+pub async fn handle(ctx: &AppContext, req: Request<Bytes>) -> Response<Body> {
     let request_id = request_id(ctx, req.headers());
     let span = tracing::info_span!(
         "request",
@@ -27,21 +25,17 @@ pub async fn respond(ctx: &AppContext, req: Request<Bytes>) -> Response<Body> {
     );
     async move {
         let started = ctx.platform.now();
-        let request_headers = req.headers().clone();
         let mut response = if req.method() == Method::OPTIONS {
-            cors::preflight(ctx, &request_headers).map(Body::Full)
+            cors::preflight(ctx, req.headers())
         } else {
-            match dispatch(ctx, req).await {
-                Ok(response) => response,
-                Err(error) => {
-                    if let ApiError::Internal(detail) = &error {
-                        tracing::error!(error = %detail, "request failed");
-                    }
-                    problem_response(&error, &request_id).map(Body::Full)
+            route(ctx, &req).await.unwrap_or_else(|error| {
+                if let ApiError::Internal(detail) = &error {
+                    tracing::error!(error = %detail, "request failed");
                 }
-            }
+                problem_response(&error, &request_id)
+            })
         };
-        cors::decorate(ctx, &request_headers, &mut response);
+        cors::decorate(ctx, req.headers(), &mut response);
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", value);
         }
@@ -56,6 +50,13 @@ pub async fn respond(ctx: &AppContext, req: Request<Bytes>) -> Response<Body> {
     .await
 }
 
+/// [`handle`], with an event stream collected until it ends: the client
+/// then receives every event at once, when the stream closes.
+pub async fn handle_buffered(ctx: &AppContext, req: Request<Bytes>) -> Response<Bytes> {
+    let (parts, body) = handle(ctx, req).await.into_parts();
+    Response::from_parts(parts, body.collect().await)
+}
+
 fn not_allowed(method: &Method, allow: &'static str) -> ApiError {
     ApiError::MethodNotAllowed {
         method: method.to_string(),
@@ -63,76 +64,65 @@ fn not_allowed(method: &Method, allow: &'static str) -> ApiError {
     }
 }
 
-async fn dispatch(ctx: &AppContext, req: Request<Bytes>) -> Result<Response<Body>, ApiError> {
-    let path = req.uri().path().trim_end_matches('/').to_owned();
+async fn route(ctx: &AppContext, req: &Request<Bytes>) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    if let ["api", "chat", id, "events"] = segments.as_slice() {
-        return match req.method() {
-            &Method::GET => routes::events::open(ctx, &req, id).await,
-            method => Err(not_allowed(method, "GET")),
-        };
-    }
-    dispatch_complete(ctx, req).await.map(|r| r.map(Body::Full))
-}
-
-async fn dispatch_complete(
-    ctx: &AppContext,
-    req: Request<Bytes>,
-) -> Result<Response<Bytes>, ApiError> {
-    let path = req.uri().path().trim_end_matches('/').to_owned();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let method = req.method().clone();
+    let method = req.method();
     match segments.as_slice() {
-        ["api", "health", "ping"] => match method {
-            Method::GET | Method::HEAD => Ok(routes::health::ping()),
-            _ => Err(not_allowed(&method, "GET")),
+        ["api", "health", "ping"] => match *method {
+            Method::GET | Method::HEAD => Ok(health::ping()),
+            _ => Err(not_allowed(method, "GET")),
         },
-        ["api", "health", "ready"] => match method {
-            Method::GET | Method::HEAD => routes::health::ready(ctx).await,
-            _ => Err(not_allowed(&method, "GET")),
+        ["api", "health", "ready"] => match *method {
+            Method::GET | Method::HEAD => health::ready(ctx).await,
+            _ => Err(not_allowed(method, "GET")),
         },
-        ["api", "session"] => match method {
-            Method::POST => routes::session::create(ctx, &req).await,
-            _ => Err(not_allowed(&method, "POST")),
+        ["api", "session"] => match *method {
+            Method::POST => session::create(ctx, req).await,
+            _ => Err(not_allowed(method, "POST")),
         },
-        ["api", "chat"] => match method {
-            Method::POST => routes::chat::submit(ctx, &req).await,
-            _ => Err(not_allowed(&method, "POST")),
+        ["api", "chat"] => match *method {
+            Method::POST => chat::submit(ctx, req).await,
+            _ => Err(not_allowed(method, "POST")),
         },
-        ["api", "chat", "completions"] => match method {
-            Method::POST => routes::chat::completions(ctx, &req).await,
-            _ => Err(not_allowed(&method, "POST")),
+        ["api", "chat", "completions"] => match *method {
+            Method::POST => chat::completions(ctx, req).await,
+            _ => Err(not_allowed(method, "POST")),
         },
-        ["api", "chat", id] => match method {
-            Method::GET => routes::chat::get_job(ctx, &req, id).await,
-            _ => Err(not_allowed(&method, "GET")),
+        ["api", "chat", id] => match *method {
+            Method::GET => chat::get_job(ctx, req, id).await,
+            _ => Err(not_allowed(method, "GET")),
         },
-        ["api", "conversations"] => match method {
-            Method::GET => routes::conversations::list(ctx, &req).await,
-            _ => Err(not_allowed(&method, "GET")),
+        ["api", "chat", id, "events"] => match *method {
+            Method::GET => events::open(ctx, req, id).await,
+            _ => Err(not_allowed(method, "GET")),
         },
-        ["api", "conversations", id] => match method {
-            Method::GET => routes::conversations::get(ctx, &req, id).await,
-            Method::DELETE => routes::conversations::delete(ctx, &req, id).await,
-            _ => Err(not_allowed(&method, "GET, DELETE")),
+        ["api", "conversations"] => match *method {
+            Method::GET => conversations::list(ctx, req).await,
+            _ => Err(not_allowed(method, "GET")),
         },
-        ["api", "documents"] => match method {
-            Method::GET => routes::documents::list(ctx, &req).await,
-            Method::POST => routes::documents::upload(ctx, &req).await,
-            _ => Err(not_allowed(&method, "GET, POST")),
+        ["api", "conversations", id] => match *method {
+            Method::GET => conversations::get(ctx, req, id).await,
+            Method::DELETE => conversations::delete(ctx, req, id).await,
+            _ => Err(not_allowed(method, "GET, DELETE")),
         },
-        ["api", "documents", "ingest"] => match method {
-            Method::POST => routes::documents::ingest(ctx, &req).await,
-            _ => Err(not_allowed(&method, "POST")),
+        ["api", "documents"] => match *method {
+            Method::GET => documents::list(ctx, req).await,
+            Method::POST => documents::upload(ctx, req).await,
+            _ => Err(not_allowed(method, "GET, POST")),
         },
-        ["api", "documents", "upload"] => match method {
-            Method::POST => routes::documents::upload(ctx, &req).await,
-            _ => Err(not_allowed(&method, "POST")),
+        ["api", "documents", "ingest"] => match *method {
+            Method::POST => documents::ingest(ctx, req).await,
+            _ => Err(not_allowed(method, "POST")),
         },
-        ["api", "documents", id] => match method {
-            Method::GET => routes::documents::get(ctx, &req, id).await,
-            Method::DELETE => routes::documents::delete(ctx, &req, id).await,
-            _ => Err(not_allowed(&method, "GET, DELETE")),
+        ["api", "documents", "upload"] => match *method {
+            Method::POST => documents::upload(ctx, req).await,
+            _ => Err(not_allowed(method, "POST")),
+        },
+        ["api", "documents", id] => match *method {
+            Method::GET => documents::get(ctx, req, id).await,
+            Method::DELETE => documents::delete(ctx, req, id).await,
+            _ => Err(not_allowed(method, "GET, DELETE")),
         },
         _ => Err(ApiError::NotFound(format!("no route for {path}"))),
     }

@@ -2,14 +2,17 @@
 //! whether we take it: its name (sanitised), its extension and whether its
 //! bytes look like what the extension claims.
 //!
-//! The checks are deliberately cheap: the drain parses the file for real
-//! (and marks the document `failed` when it cannot). They exist to refuse
-//! the obvious mismatches at once, with a message naming what was expected,
-//! instead of queueing work that can only fail. This crate cannot use the
-//! knowledge crate's own check (it pulls SQLite and must build for wasm32).
+//! The format rules are [`flowchat_domain::document_format`]'s, the same the
+//! knowledge loader applies when the drain indexes the file: what passes
+//! here is not refused there for its format. The checks are deliberately
+//! cheap — the drain parses the file for real (and marks the document
+//! `failed` when it cannot) — and exist to refuse the obvious mismatches at
+//! once, with a message naming what was expected, instead of queueing work
+//! that can only fail.
 
 use bytes::Bytes;
 use flowchat_domain::ValidationError;
+use flowchat_domain::document_format::DocumentFormat;
 
 use crate::error::ApiError;
 
@@ -18,60 +21,6 @@ pub(crate) const FILE_FIELD: &str = "file";
 
 /// The longest stored file name, in characters (extension included).
 pub(crate) const MAX_NAME_CHARS: usize = 200;
-
-/// What an upload is, decided by its extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    Text,
-    Markdown,
-    Pdf,
-    Html,
-}
-
-impl Format {
-    const EXTENSIONS: &'static [(&'static str, Format)] = &[
-        ("txt", Format::Text),
-        ("md", Format::Markdown),
-        ("markdown", Format::Markdown),
-        ("pdf", Format::Pdf),
-        ("html", Format::Html),
-        ("htm", Format::Html),
-    ];
-
-    /// `.txt .md .markdown .pdf .html .htm`, for messages.
-    pub(crate) fn supported_list() -> String {
-        Self::EXTENSIONS
-            .iter()
-            .map(|(ext, _)| format!(".{ext}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// The format of a (sanitised) file name, by its extension, in any case.
-    pub(crate) fn from_name(name: &str) -> Option<Format> {
-        let ext = extension(name)?.to_ascii_lowercase();
-        Self::EXTENSIONS
-            .iter()
-            .find(|(e, _)| *e == ext)
-            .map(|(_, f)| *f)
-    }
-
-    fn expected(self) -> &'static str {
-        match self {
-            Format::Text | Format::Markdown => "UTF-8 text without NUL bytes",
-            Format::Pdf => "a PDF document (starting with `%PDF-`)",
-            Format::Html => "UTF-8 text containing HTML markup (a tag such as `<html>` or `<p>`)",
-        }
-    }
-}
-
-/// The part after the last dot, when there is a non-empty stem before it.
-fn extension(name: &str) -> Option<&str> {
-    match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() && !ext.is_empty() => Some(ext),
-        _ => None,
-    }
-}
 
 /// The file part of an upload, as sent.
 #[derive(Debug)]
@@ -155,7 +104,7 @@ fn is_invisible_format(c: char) -> bool {
 /// removed, trimmed, at most [`MAX_NAME_CHARS`] characters with the
 /// extension kept. Returns it with its format; an empty name is a 400, an
 /// extension we do not take a 415.
-pub(crate) fn sanitise_filename(raw: Option<&str>) -> Result<(String, Format), ApiError> {
+pub(crate) fn sanitise_filename(raw: Option<&str>) -> Result<(String, DocumentFormat), ApiError> {
     let required = || {
         ApiError::from(ValidationError::new(
             "filename",
@@ -173,14 +122,14 @@ pub(crate) fn sanitise_filename(raw: Option<&str>) -> Result<(String, Format), A
     if name.is_empty() || name.chars().all(|c| c == '.') {
         return Err(required());
     }
-    let format = Format::from_name(name).ok_or_else(|| {
+    let format = DocumentFormat::from_name(name).ok_or_else(|| {
         ApiError::UnsupportedFile(ValidationError::new(
             "file",
             "extension",
             format!(
                 "`{}` is not a supported file type; the file name must end in one of {}",
                 truncate_chars(name, 60),
-                Format::supported_list()
+                DocumentFormat::supported_list()
             ),
         ))
     })?;
@@ -203,63 +152,26 @@ fn truncate_chars(s: &str, max: usize) -> &str {
 }
 
 /// Refuses an empty file (400) and content that does not match `format`
-/// (415, saying what was expected).
-pub(crate) fn check_content(name: &str, format: Format, bytes: &[u8]) -> Result<(), ApiError> {
+/// (415, saying what was expected and what is wrong).
+pub(crate) fn check_content(
+    name: &str,
+    format: DocumentFormat,
+    bytes: &[u8],
+) -> Result<(), ApiError> {
     if bytes.is_empty() {
         return Err(ValidationError::new("file", "length", "the file is empty").into());
     }
-    let matches = match format {
-        Format::Pdf => bytes.starts_with(b"%PDF-"),
-        Format::Text | Format::Markdown => is_text(bytes),
-        Format::Html => is_text(bytes) && has_html_tag(bytes),
-    };
-    if matches {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedFile(ValidationError::new(
+    format.check(bytes).map_err(|mismatch| {
+        ApiError::UnsupportedFile(ValidationError::new(
             "file",
             "content",
             format!(
-                "the content of `{}` does not match its extension: expected {}",
+                "the content of `{}` does not match its extension: expected {}, but {mismatch}",
                 truncate_chars(name, 60),
-                format.expected()
+                format.expected_content()
             ),
-        )))
-    }
-}
-
-fn is_text(bytes: &[u8]) -> bool {
-    !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok()
-}
-
-/// Whether `bytes` hold something like an HTML tag: `<!doctype html`, or `<`
-/// (or `</`) then a letter, more letters, digits or `-`, then `>`, `/` or
-/// whitespace, and a `>` somewhere after.
-fn has_html_tag(bytes: &[u8]) -> bool {
-    let lower = bytes.to_ascii_lowercase();
-    if lower.windows(14).any(|w| w == b"<!doctype html") {
-        return true;
-    }
-    let mut rest = &lower[..];
-    while let Some(i) = rest.iter().position(|&b| b == b'<') {
-        let after = &rest[i + 1..];
-        let name = after.strip_prefix(b"/").unwrap_or(after);
-        let len = name
-            .iter()
-            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
-            .count();
-        if len > 0
-            && name[0].is_ascii_alphabetic()
-            && name
-                .get(len)
-                .is_some_and(|b| matches!(b, b'>' | b'/') || b.is_ascii_whitespace())
-            && name[len..].contains(&b'>')
-        {
-            return true;
-        }
-        rest = after;
-    }
-    false
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -388,8 +300,14 @@ mod tests {
         let name = ok(&long);
         assert_eq!(name.chars().count(), MAX_NAME_CHARS);
         assert!(name.ends_with("é.markdown"));
-        assert_eq!(sanitise_filename(Some("x.md")).unwrap().1, Format::Markdown);
-        assert_eq!(sanitise_filename(Some("x.htm")).unwrap().1, Format::Html);
+        assert_eq!(
+            sanitise_filename(Some("x.md")).unwrap().1,
+            DocumentFormat::Markdown
+        );
+        assert_eq!(
+            sanitise_filename(Some("x.htm")).unwrap().1,
+            DocumentFormat::Html
+        );
 
         for empty in [
             None,

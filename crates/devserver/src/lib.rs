@@ -15,10 +15,12 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use flowchat_api::{AppContext, ClientIp};
+use flowchat_config::DrainConfig;
 use flowchat_domain::JobId;
-use flowchat_domain::config::Config;
+use flowchat_domain::Platform;
 use flowchat_domain::model::JobPayload;
-use flowchat_drain::Drain;
+use flowchat_drain::DrainIdentity;
+use flowchat_startup::NativePlatform;
 use flowchat_store::NewJob;
 use http::{Method, header};
 use tokio::sync::watch;
@@ -35,9 +37,6 @@ pub struct ServerOptions {
     /// Drain jobs processed at once; 0 runs no drain in the process (jobs
     /// wait for a separate `flowchat-drain`), after the start-up indexing.
     pub drain_concurrency: u32,
-    /// Variables read before the process environment (the store's
-    /// credentials); lets tests run several servers in one process.
-    pub env_overrides: std::collections::HashMap<String, String>,
 }
 
 struct AppState {
@@ -68,42 +67,38 @@ impl RunningServer {
 
 /// Opens the store and the index, indexes the shared documents folder, then
 /// serves. Returns once the server is accepting connections.
-pub async fn start(config: Config, options: ServerOptions) -> anyhow::Result<RunningServer> {
-    let documents_path = PathBuf::from(&config.documents_path);
+pub async fn start(config: DrainConfig, options: ServerOptions) -> anyhow::Result<RunningServer> {
+    let documents_path = PathBuf::from(&config.app.documents_path);
     std::fs::create_dir_all(&documents_path).map_err(|e| {
         anyhow::anyhow!(
             "cannot create the documents folder {}: {e}",
             documents_path.display()
         )
     })?;
-    let overrides = options.env_overrides.clone();
-    let lookup = move |name: &str| {
-        overrides
-            .get(name)
-            .cloned()
-            .or_else(|| flowchat_native::env_var(name))
-    };
-    let (answerer, embedder) = flowchat_drain::boot::language_models(&config, &lookup)?;
-    let drain_options = flowchat_drain::boot::options(
+    let platform: Arc<dyn Platform> = Arc::new(NativePlatform);
+    let store = flowchat_startup::open_store(&config.app, config.upstash.clone()).await?;
+    let secret = flowchat_startup::session_secret(&config.app)?;
+    let drain = flowchat_drain::assemble(
         &config,
-        format!("devserver-{}", std::process::id()),
-        options.drain_concurrency,
-        answerer,
-        embedder,
-    );
-    let index = flowchat_drain::boot::index(&config, &lookup).await?;
-    let api = flowchat_native::boot_api(config, &lookup).await?;
-    let drain = Drain::new(api.store.clone(), index, drain_options);
+        store.clone(),
+        platform.clone(),
+        DrainIdentity {
+            worker_id: format!("devserver-{}", std::process::id()),
+            concurrency: options.drain_concurrency,
+        },
+    )
+    .await?;
+    let api = AppContext::new(config.app, store, platform, secret);
 
     // Index the shared folder before serving, so the first question can be
     // answered from it.
     tracing::info!(folder = %documents_path.display(), "indexing the shared documents folder");
     api.store
         .enqueue(NewJob {
-            id: JobId::from_random(flowchat_native::random_bytes()),
+            id: JobId::from_random(api.platform.random_bytes()),
             owner: None,
             payload: JobPayload::IngestSharedFolder,
-            now: flowchat_native::now(),
+            now: api.platform.now(),
         })
         .await?;
     drain.run_until_idle(Duration::from_secs(600)).await?;
@@ -199,37 +194,29 @@ async fn web_app_headers(request: http::Request<Body>, next: axum::middleware::N
 /// Keep in step with `vercel.json`.
 const WEB_APP_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Converts axum's request to the portable one (body capped before it is
-/// read in full, client address from the socket) and back.
+/// Converts axum's request to the portable one (body read with
+/// [`flowchat_api::read_limited`], client address from the socket) and back.
 async fn api_handler(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: http::Request<Body>,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
-    let limit = flowchat_api::body_limit(&state.api, &parts.method, parts.uri.path());
-    let declared_too_large = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|len| len > limit);
-    if declared_too_large {
-        return flowchat_api::payload_too_large(&state.api, &parts.headers, limit)
-            .map(Body::from)
-            .into_response();
-    }
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return flowchat_api::payload_too_large(&state.api, &parts.headers, limit)
-            .map(Body::from)
-            .into_response();
+    let bytes = match flowchat_api::read_limited(&state.api, &parts, body).await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return to_axum(refusal),
     };
     parts.extensions.insert(ClientIp(peer.ip().to_string()));
     let is_write = matches!(parts.method, Method::POST | Method::DELETE);
-    let response = flowchat_api::respond(&state.api, http::Request::from_parts(parts, bytes)).await;
+    let response = flowchat_api::handle(&state.api, http::Request::from_parts(parts, bytes)).await;
     if is_write && response.status().is_success() {
         state.wake_drain.notify_one();
     }
+    to_axum(response)
+}
+
+/// Event streams are forwarded as they are produced.
+fn to_axum(response: http::Response<flowchat_api::Body>) -> Response {
     response
         .map(|body| match body {
             flowchat_api::Body::Full(bytes) => Body::from(bytes),

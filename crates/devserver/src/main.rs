@@ -3,7 +3,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use flowchat_devserver::{ServerOptions, start};
-use flowchat_domain::config::Config;
 
 /// FlowChat on one machine: the API, the web app and the drain in one
 /// process, with embedded storage and no accounts.
@@ -34,17 +33,17 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    flowchat_native::load_dotenv();
+    flowchat_startup::load_dotenv();
     let args = Args::parse();
     // Flags win over the environment.
     let flag = |dir: &Option<PathBuf>| dir.as_ref().map(|d| d.display().to_string());
     let (data_dir, docs_dir) = (flag(&args.data_dir), flag(&args.docs_dir));
-    let config = Config::from_lookup(|name| match name {
+    let config = flowchat_config::drain_config(|name| match name {
         "FLOWCHAT_DATA_DIR" if data_dir.is_some() => data_dir.clone(),
         "DOCUMENTS_PATH" if docs_dir.is_some() => docs_dir.clone(),
-        _ => std::env::var(name).ok(),
+        _ => flowchat_startup::env_var(name),
     })?;
-    flowchat_native::init_tracing(config.log_format);
+    flowchat_startup::init_tracing(config.app.log_format);
 
     let web_dir = args.web_dir.or_else(|| {
         let default = PathBuf::from("web/dist");
@@ -57,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
             dir.display()
         );
     }
-    let documents = config.documents_path.clone();
+    let documents = config.app.documents_path.clone();
     let server = start(
         config,
         ServerOptions {
@@ -65,7 +64,6 @@ async fn main() -> anyhow::Result<()> {
             port: args.port,
             web_dir,
             drain_concurrency: args.drain_concurrency,
-            env_overrides: Default::default(),
         },
     )
     .await

@@ -7,7 +7,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flowchat_domain::config::Config;
 use flowchat_domain::model::{JobStatus, Role};
 use flowchat_domain::{ConversationId, JobId};
 use flowchat_gateway::testing::TestGateway;
@@ -108,8 +107,9 @@ async fn a_drain_killed_mid_job_loses_nothing_and_answers_once() {
 
     // The test reads the shared store directly, as a third client.
     let lookup = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
-    let config = Config::from_lookup(lookup).unwrap();
-    let store = flowchat_native::upstash_store(&config, lookup).unwrap();
+    let config = flowchat_config::app_config(lookup).unwrap();
+    let upstash = flowchat_config::upstash_config(lookup).unwrap();
+    let store = flowchat_startup::upstash_store(&config, upstash).unwrap();
 
     let mut first = start(&vars, dir.path(), "a").await;
     let client = reqwest::Client::new();
@@ -153,7 +153,7 @@ async fn a_drain_killed_mid_job_loses_nothing_and_answers_once() {
         // is really held by the frozen process.
         tokio::time::sleep(Duration::from_millis(150)).await;
         if store
-            .queue_stats(flowchat_native::now())
+            .queue_stats(flowchat_startup::now())
             .await
             .unwrap()
             .running
@@ -183,7 +183,7 @@ async fn a_drain_killed_mid_job_loses_nothing_and_answers_once() {
     let _second = start(&vars, dir.path(), "b").await;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let stats = store.queue_stats(flowchat_native::now()).await.unwrap();
+        let stats = store.queue_stats(flowchat_startup::now()).await.unwrap();
         if stats.queued + stats.running + stats.delayed == 0 {
             assert_eq!(stats.dead_letters, 0);
             break;

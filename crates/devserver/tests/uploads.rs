@@ -666,3 +666,51 @@ async fn uploads_count_against_the_ip_write_limit() {
     let r = upload(&app, Some(&token), "one.md", b"# one").await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// A page in windows-1252 that declares its charset was indexed from the
+/// shared folder but refused (415) when uploaded: the API and the loader
+/// had two sets of format rules. One set now: the upload is taken, and —
+/// with the drain on, unlike the tests above — indexed, its text quoted as
+/// the page means it (é, not mojibake).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_in_a_declared_legacy_charset_is_uploaded_and_indexed() {
+    let app = app().spawn().await;
+    let (token, _) = app.session("ana").await;
+    // Not UTF-8: 0xE9 is é, 0xE8 è, 0xFB û in windows-1252.
+    let page: &[u8] = b"<!doctype html><html><head><meta charset=\"windows-1252\">\
+        <title>Terrace caf\xe9</title></head><body><h1>Terrace caf\xe9</h1>\
+        <p>The caf\xe9 on the roof terrace serves cr\xe8me br\xfbl\xe9e every Thursday afternoon.</p>\
+        </body></html>";
+    let id = accepted(&upload(&app, Some(&token), "terrace.htm", page).await);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let doc = loop {
+        let r = app.get(&format!("/api/documents/{id}"), Some(&token)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if r.body["status"] != "pending" {
+            break r.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never indexed: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(doc["status"], "indexed", "{doc}");
+    assert!(doc["chunks"].as_u64().unwrap() >= 1, "{doc}");
+
+    let job = app
+        .ask(
+            &token,
+            "Which afternoon does the roof terrace café serve crème brûlée?",
+            None,
+        )
+        .await;
+    let citation = &job["citations"][0];
+    assert_eq!(citation["source"], "terrace.htm", "{job}");
+    let excerpt = citation["excerpt"].as_str().unwrap();
+    assert!(excerpt.contains("crème brûlée every Thursday"), "{excerpt}");
+    assert!(!excerpt.contains('\u{fffd}'), "{excerpt}");
+    app.server.unwrap().stop().await;
+}

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 
 fn namespace() -> String {
-    let bytes = flowchat_native::random_bytes();
+    let bytes = flowchat_startup::random_bytes();
     format!(
         "t{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()

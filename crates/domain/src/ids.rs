@@ -92,11 +92,7 @@ impl DocumentId {
     }
 
     fn from_digest(digest: &[u8]) -> Self {
-        let mut hex = String::with_capacity(32);
-        for b in &digest[..16] {
-            hex.push_str(&format!("{b:02x}"));
-        }
-        Self(hex)
+        Self(hex::encode(&digest[..16]))
     }
 
     pub fn parse(raw: &str, field: &str) -> Result<Self, ValidationError> {

@@ -6,10 +6,12 @@
 //! Callers pass the current time ([`Timestamp`]) and random bytes in.
 
 pub mod config;
+pub mod document_format;
 pub mod ids;
 pub mod message;
 pub mod model;
 pub mod nickname;
+pub mod platform;
 pub mod time;
 pub mod token;
 pub mod validation;
@@ -18,6 +20,7 @@ pub use config::{Config, ConfigError};
 pub use ids::{ConversationId, DocumentId, JobId, SessionId};
 pub use message::MessageText;
 pub use nickname::Nickname;
+pub use platform::Platform;
 pub use time::Timestamp;
 pub use token::{SessionClaims, SessionSecret, TokenError};
 pub use validation::ValidationError;

@@ -22,3 +22,19 @@ impl ValidationError {
         }
     }
 }
+
+/// `http://` or `https://` followed by a host: what every configured
+/// endpoint (Upstash, Flow, OpenAI, Chroma) must look like.
+pub fn is_http_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    match rest {
+        Some(rest) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            !host.is_empty() && !host.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}

@@ -4,19 +4,18 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use flowchat_domain::Platform;
 use flowchat_domain::model::{
     ChatAnswer, DocumentOrigin, DocumentOwner, DocumentStatus, IngestReport, Job, JobPayload,
     JobResult, Message,
 };
 use flowchat_domain::{ConversationId, DocumentId, SessionId, Timestamp};
 use flowchat_knowledge::{
-    ChunkEmbedder, ChunkSettings, FolderScan, Format, IndexedDocument, KnowledgeError,
-    KnowledgeIndex, Passage, PromptRole, PromptSettings, SearchQuery, build_prompt, chunk_document,
-    embed_chunks, embed_missing, extractive_answer, generative_answer, load,
-    sync_shared_folder_with,
+    ChunkEmbedder, ChunkSettings, FolderScan, IndexedDocument, KnowledgeError, KnowledgeIndex,
+    Passage, PromptRole, PromptSettings, SearchQuery, build_prompt, chunk_document, embed_chunks,
+    embed_missing, extractive_answer, generative_answer, load, sync_shared_folder_with,
 };
 use flowchat_llm::{ChatMessage, ChatModel, ChatRequest, ChatRole, LlmError, StreamEvent};
-use flowchat_native::now;
 use flowchat_store::{ClaimedJob, Store, StoreError};
 use tokio::sync::Notify;
 
@@ -87,6 +86,7 @@ impl std::fmt::Debug for Answerer {
 }
 
 pub(crate) struct JobEnv<'a> {
+    pub clock: &'a dyn Platform,
     pub store: &'a dyn Store,
     pub index: &'a dyn KnowledgeIndex,
     pub answerer: &'a Answerer,
@@ -119,9 +119,9 @@ pub(crate) async fn run(
         } => answer(env, claim, session_id, conversation_id, question, timing)
             .await
             .map(Outcome::Chat),
-        JobPayload::IngestSharedFolder => {
-            ingest_shared_folder(env, now()).await.map(Outcome::Other)
-        }
+        JobPayload::IngestSharedFolder => ingest_shared_folder(env, env.clock.now())
+            .await
+            .map(Outcome::Other),
         JobPayload::IngestUpload {
             document_id,
             name,
@@ -166,7 +166,7 @@ async fn ingest_upload(
             record.chunks = chunks;
             record.pages = pages;
             record.error = None;
-            record.updated_at = now();
+            record.updated_at = env.clock.now();
             env.store.upsert_document(&record).await?;
             env.store.delete_upload(id, parts).await?;
             tracing::info!(%id, chunks, ?pages, "upload indexed");
@@ -181,7 +181,7 @@ async fn ingest_upload(
                 record.origin = DocumentOrigin::Upload;
                 record.chunks = 0;
                 record.error = Some(error.to_string());
-                record.updated_at = now();
+                record.updated_at = env.clock.now();
                 env.store.upsert_document(&record).await?;
                 env.store.delete_upload(id, parts).await?;
             }
@@ -207,7 +207,8 @@ async fn index_upload(
     // Parsing a PDF is CPU-bound; keep it off the async workers.
     let (chunks, pages) = tokio::task::spawn_blocking(move || {
         let loaded = load(&file, &bytes)?;
-        let pages = (loaded.format == Format::Pdf).then_some(loaded.page_starts.len() as u32);
+        let pages = (loaded.format == flowchat_domain::document_format::DocumentFormat::Pdf)
+            .then_some(loaded.page_starts.len() as u32);
         Ok::<_, KnowledgeError>((chunk_document(&loaded, &chunking)?, pages))
     })
     .await
@@ -378,7 +379,7 @@ async fn flush_progress(
         if text == written && !renew {
             continue;
         }
-        let now = now();
+        let now = env.clock.now();
         let lease_until = now.plus_millis(env.lease.as_millis() as i64);
         match env
             .store

@@ -3,11 +3,12 @@
 //! and records every outcome — retrying with backoff and dead-lettering what
 //! keeps failing. The same code runs in the dev server and the drain binary.
 
+mod assemble;
 mod backoff;
-pub mod boot;
 mod jobs;
 mod worker;
 
+pub use assemble::{AssembleError, DrainIdentity, assemble};
 pub use backoff::retry_delay_ms;
 pub use jobs::{Answerer, JobError};
 pub use worker::{Drain, DrainOptions, PassOutcome};

@@ -3,9 +3,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use flowchat_domain::Platform;
 use flowchat_domain::config::DrainSettings;
 use flowchat_knowledge::{ChunkEmbedder, ChunkSettings, KnowledgeIndex};
-use flowchat_native::now;
 use flowchat_store::{ClaimRequest, ClaimedJob, FailureOutcome, Store, StoreError};
 use tokio::sync::{Notify, watch};
 use tracing::Instrument;
@@ -33,6 +33,9 @@ pub struct DrainOptions {
     pub embedder: Option<Arc<dyn ChunkEmbedder>>,
     /// Jobs claimed and processed at once.
     pub concurrency: u32,
+    /// The clock (and RNG) of the process: the system's natively, a fixed
+    /// one in tests.
+    pub platform: Arc<dyn Platform>,
 }
 
 /// What one pass over the queue did.
@@ -93,8 +96,20 @@ impl Drain {
         &self.store
     }
 
+    pub fn index(&self) -> &Arc<dyn KnowledgeIndex> {
+        &self.index
+    }
+
+    pub fn embedder(&self) -> Option<&Arc<dyn ChunkEmbedder>> {
+        self.options.embedder.as_ref()
+    }
+
+    fn now(&self) -> flowchat_domain::Timestamp {
+        self.options.platform.now()
+    }
+
     async fn heartbeat_if_due(&self) {
-        let now = now();
+        let now = self.now();
         let last = self.last_heartbeat_ms.load(Ordering::Relaxed);
         if now.as_millis().saturating_sub(last) < HEARTBEAT_EVERY_MS {
             return;
@@ -121,7 +136,7 @@ impl Drain {
                 max_jobs: self.options.concurrency.max(1),
                 lease_ms: self.options.settings.lease_secs as i64 * 1000,
                 max_attempts: self.options.settings.max_attempts,
-                now: now(),
+                now: self.now(),
             })
             .await?;
         let mut outcome = PassOutcome {
@@ -242,8 +257,9 @@ impl Drain {
         async move {
             let started = Instant::now();
             // From submission to this claim (for a retry, includes its delay).
-            let waited_ms = now().millis_since(claim.job.created_at);
+            let waited_ms = self.now().millis_since(claim.job.created_at);
             let env = JobEnv {
+                clock: self.options.platform.as_ref(),
                 store: self.store.as_ref(),
                 index: self.index.as_ref(),
                 answerer: &self.options.answerer,
@@ -267,14 +283,14 @@ impl Drain {
             let stored = match result {
                 Ok(Outcome::Chat(answer)) => self
                     .store
-                    .complete_chat(&claim, &answer, now())
+                    .complete_chat(&claim, &answer, self.now())
                     .await
                     .map(|_| {
                         outcome.succeeded = 1;
                     }),
                 Ok(Outcome::Other(result)) => self
                     .store
-                    .complete_job(&claim, &result, now())
+                    .complete_job(&claim, &result, self.now())
                     .await
                     .map(|_| {
                         outcome.succeeded = 1;
@@ -308,7 +324,7 @@ impl Drain {
 
     /// Gives an unfinished job back (shutdown) without counting the attempt.
     async fn release(&self, claim: &ClaimedJob) -> PassOutcome {
-        match self.store.release(claim, now()).await {
+        match self.store.release(claim, self.now()).await {
             Ok(true) => {
                 tracing::info!("job released for another drain");
                 PassOutcome {
@@ -332,7 +348,7 @@ impl Drain {
         outcome: &mut PassOutcome,
     ) -> Result<(), StoreError> {
         let settings = &self.options.settings;
-        let now = now();
+        let now = self.now();
         let retry_at = (claim.job.attempts < settings.max_attempts && !error.is_permanent())
             .then(|| now.plus_millis(retry_delay_ms(settings, claim.job.attempts)));
         let error = &error.to_string();

@@ -14,7 +14,7 @@ use flowchat_store::sqlite::SqliteStore;
 use flowchat_store::{ChatSubmission, ConversationTarget, NewJob, Store, SubmitOutcome};
 
 fn random_id() -> [u8; 16] {
-    flowchat_native::random_bytes()
+    flowchat_startup::random_bytes()
 }
 
 fn drain(dir: &Path, documents: &Path, settings: DrainSettings, name: &str) -> Arc<Drain> {
@@ -32,6 +32,7 @@ fn drain(dir: &Path, documents: &Path, settings: DrainSettings, name: &str) -> A
             answerer: Answerer::Extractive,
             embedder: None,
             concurrency: 4,
+            platform: Arc::new(flowchat_startup::NativePlatform),
         },
     )
 }
@@ -61,7 +62,7 @@ async fn a_failing_job_is_retried_then_dead_lettered_with_a_readable_error() {
             id: id.clone(),
             owner: None,
             payload: JobPayload::IngestSharedFolder,
-            now: flowchat_native::now(),
+            now: flowchat_startup::now(),
         })
         .await
         .unwrap();
@@ -105,7 +106,7 @@ async fn racing_drains_answer_every_chat_exactly_once() {
             id: JobId::from_random(random_id()),
             owner: None,
             payload: JobPayload::IngestSharedFolder,
-            now: flowchat_native::now(),
+            now: flowchat_startup::now(),
         })
         .await
         .unwrap();
@@ -131,7 +132,7 @@ async fn racing_drains_answer_every_chat_exactly_once() {
                 message: "When does the office open?".to_owned(),
                 job_id: JobId::from_random(random_id()),
                 rate_checks: vec![],
-                now: flowchat_native::now(),
+                now: flowchat_startup::now(),
             })
             .await
             .unwrap();

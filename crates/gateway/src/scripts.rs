@@ -100,13 +100,7 @@ impl ScriptTranslator {
 
 /// Lowercase hex SHA-1, as Redis names scripts.
 pub fn sha1_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    Sha1::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(40), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
+    hex::encode(Sha1::digest(bytes))
 }
 
 /// The source without `allow-key-locking` in its shebang, or `None` when the

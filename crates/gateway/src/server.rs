@@ -81,9 +81,9 @@ fn as_upstash(value: Value, digest: &Option<String>) -> Value {
 }
 
 /// An error answer not yet rendered (small, unlike `Response`).
-struct Failure(StatusCode, String);
+struct ErrorReply(StatusCode, String);
 
-impl IntoResponse for Failure {
+impl IntoResponse for ErrorReply {
     fn into_response(self) -> Response {
         error(self.0, self.1)
     }
@@ -102,7 +102,7 @@ async fn method_not_allowed() -> Response {
 }
 
 /// `Authorization: Bearer <token>`, compared in constant time.
-fn authorized(shared: &Shared, headers: &HeaderMap) -> Result<(), Failure> {
+fn authorized(shared: &Shared, headers: &HeaderMap) -> Result<(), ErrorReply> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -112,7 +112,10 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> Result<(), Failure> {
         });
     match presented {
         Some(token) if constant_time_eq(token.as_bytes(), shared.token.as_bytes()) => Ok(()),
-        _ => Err(Failure(StatusCode::UNAUTHORIZED, "Unauthorized".to_owned())),
+        _ => Err(ErrorReply(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized".to_owned(),
+        )),
     }
 }
 
@@ -142,9 +145,9 @@ fn encoding(headers: &HeaderMap) -> Encoding {
 
 /// Reads the whole body, refusing more than the limit (checked on the declared
 /// length first, then while reading).
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<u8>, Failure> {
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<u8>, ErrorReply> {
     let too_large = || {
-        Failure(
+        ErrorReply(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("ERR max request size exceeded. Limit: {limit} bytes"),
         )
@@ -160,7 +163,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<
     let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| {
-            Failure(
+            ErrorReply(
                 StatusCode::BAD_REQUEST,
                 format!("ERR failed to read the request body: {err}"),
             )
@@ -176,7 +179,7 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Vec<
 }
 
 /// The common front of the three protocol routes: count, authenticate, read.
-async fn accept(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Failure> {
+async fn accept(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, ErrorReply> {
     shared.stats.count_request();
     authorized(shared, headers)?;
     read_body(body, headers, shared.max_request_bytes).await

@@ -21,7 +21,7 @@ use crate::chunking::{ChunkSettings, chunk_document};
 use crate::embed::{ChunkEmbedder, embed_chunks};
 use crate::error::KnowledgeError;
 use crate::index::{IndexedDocument, IndexedSummary, KnowledgeIndex};
-use crate::loader::{Format, is_supported, load};
+use crate::loader::{DocumentFormat, is_supported, load};
 
 /// Files larger than this are not read; they get a failure entry.
 pub const MAX_FILE_BYTES: u64 = 20 * 1024 * 1024;
@@ -136,7 +136,7 @@ pub(crate) async fn sync_with_limit(
         kept_names: HashSet::new(),
     };
     for file in files {
-        sync.file(file, max_file_bytes).await?;
+        sync.index_file(file, max_file_bytes).await?;
     }
     sync.remove_absent(&indexed).await?;
 
@@ -179,7 +179,11 @@ struct SyncRun<'a> {
 }
 
 impl SyncRun<'_> {
-    async fn file(&mut self, file: FileEntry, max_file_bytes: u64) -> Result<(), KnowledgeError> {
+    async fn index_file(
+        &mut self,
+        file: FileEntry,
+        max_file_bytes: u64,
+    ) -> Result<(), KnowledgeError> {
         if file.size > max_file_bytes {
             let err = KnowledgeError::TooLarge {
                 name: file.name.clone(),
@@ -231,7 +235,8 @@ impl SyncRun<'_> {
         let settings = self.settings;
         let chunked = tokio::task::spawn_blocking(move || {
             load(&name, &bytes).and_then(|doc| {
-                let pages = (doc.format == Format::Pdf).then_some(doc.page_starts.len() as u32);
+                let pages =
+                    (doc.format == DocumentFormat::Pdf).then_some(doc.page_starts.len() as u32);
                 Ok((chunk_document(&doc, &settings)?, pages))
             })
         })

@@ -1,5 +1,5 @@
 //! The knowledge index interface: what the drain needs from any back end
-//! (embedded SQLite now, a Chroma server later).
+//! (the embedded SQLite index, or a Chroma server).
 //!
 //! Documents are keyed by [`DocumentId`] (their content hash) alone, matching
 //! the document catalog: one id is one document with one owner. Every call is

@@ -23,10 +23,9 @@ pub mod query;
 pub mod sqlite;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-mod vectors;
 
 #[cfg(feature = "chroma")]
-pub use chroma::{ChromaIndex, ChromaSettings};
+pub use chroma::{ChromaIndex, ChromaSettings, DEFAULT_TIMEOUT_MS as CHROMA_DEFAULT_TIMEOUT_MS};
 pub use chunking::{Chunk, ChunkSettings, chunk_document, count_tokens};
 pub use embed::{ChunkEmbedder, embed_chunks, embed_missing};
 pub use error::KnowledgeError;
@@ -38,8 +37,8 @@ pub use index::{
     ChunkEmbeddings, IndexedDocument, IndexedSummary, KnowledgeIndex, Passage, SearchQuery,
 };
 pub use loader::{
-    Format, LoadedDocument, MAX_EXTRACTED_TEXT_BYTES, PDF_TIME_BUDGET, check_content, is_supported,
-    load, sniff,
+    DocumentFormat, LoadedDocument, MAX_EXTRACTED_TEXT_BYTES, PDF_TIME_BUDGET, check_content,
+    is_supported, load, sniff,
 };
 pub use prompt::{
     DEFAULT_SYSTEM_PROMPT, Prompt, PromptMessage, PromptRole, PromptSettings, build_prompt,

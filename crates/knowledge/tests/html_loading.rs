@@ -1,7 +1,7 @@
 //! HTML loading: page chrome and scripts stripped, structure kept as
 //! Markdown, so chunks carry heading paths.
 
-use flowchat_knowledge::{ChunkSettings, Format, check_content, chunk_document, load};
+use flowchat_knowledge::{ChunkSettings, DocumentFormat, check_content, chunk_document, load};
 
 fn fixture() -> Vec<u8> {
     std::fs::read(concat!(
@@ -14,7 +14,7 @@ fn fixture() -> Vec<u8> {
 #[test]
 fn chrome_scripts_and_styles_are_stripped() {
     let doc = load("travel.html", &fixture()).unwrap();
-    assert_eq!(doc.format, Format::Html);
+    assert_eq!(doc.format, DocumentFormat::Html);
     assert!(doc.page_starts.is_empty());
     for absent in [
         "TRACKING-SCRIPT-TEXT",
@@ -121,7 +121,7 @@ fn text_that_looks_like_markdown_does_not_make_headings() {
 fn html_content_checks() {
     assert_eq!(
         check_content("travel.html", &fixture()).unwrap(),
-        Format::Html
+        DocumentFormat::Html
     );
     let err = check_content("notes.html", b"Just some notes, no markup.").unwrap_err();
     assert!(

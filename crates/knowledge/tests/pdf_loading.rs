@@ -5,7 +5,8 @@ use flowchat_knowledge::testing::{
     TextRun, encrypted_pdf, image_only_pdf, pdf_with_pages, pdf_with_text_runs,
 };
 use flowchat_knowledge::{
-    ChunkSettings, Format, KnowledgeError, MAX_FILE_BYTES, check_content, chunk_document, load,
+    ChunkSettings, DocumentFormat, KnowledgeError, MAX_FILE_BYTES, check_content, chunk_document,
+    load,
 };
 
 fn small() -> ChunkSettings {
@@ -22,9 +23,12 @@ fn pages_are_numbered_and_hyphenated_words_joined() {
         "Bravo page explains\n\nhow the index is stored on disk.",
         "Charlie page lists the well-\nknown limits of the system.",
     ]);
-    assert_eq!(check_content("three.pdf", &bytes).unwrap(), Format::Pdf);
+    assert_eq!(
+        check_content("three.pdf", &bytes).unwrap(),
+        DocumentFormat::Pdf
+    );
     let doc = load("three.pdf", &bytes).unwrap();
-    assert_eq!(doc.format, Format::Pdf);
+    assert_eq!(doc.format, DocumentFormat::Pdf);
     assert_eq!(doc.page_starts.len(), 3);
     assert_eq!(doc.page_count(), Some(3));
     assert_eq!(doc.page_starts[0], 0);
@@ -177,7 +181,10 @@ fn truncated_pdfs_fail_with_a_readable_error() {
 #[test]
 fn encrypted_pdfs_say_they_are_encrypted() {
     let bytes = encrypted_pdf(&["Top secret plans."], "s3cret");
-    assert_eq!(check_content("locked.pdf", &bytes).unwrap(), Format::Pdf);
+    assert_eq!(
+        check_content("locked.pdf", &bytes).unwrap(),
+        DocumentFormat::Pdf
+    );
     let err = load("locked.pdf", &bytes).unwrap_err();
     assert!(
         matches!(err, KnowledgeError::PdfEncrypted { .. }),

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::error::LlmError;
-use crate::retry::{CredentialSource, Failure, Retrier, operation_id};
+use crate::retry::{AttemptFailure, CredentialSource, Retrier, operation_id};
 use crate::settings::GenerationSettings;
 use crate::sse::{ChunkError, ChunkEvent, SseDecoder, StreamMeta, decode_chunk};
 use crate::transport::HttpCore;
@@ -33,7 +33,7 @@ pub(crate) trait Backend: CredentialSource {
         core: &HttpCore,
         request: RequestBuilder,
         operation_id: &str,
-    ) -> Result<(RequestBuilder, Option<String>), Failure>;
+    ) -> Result<(RequestBuilder, Option<String>), AttemptFailure>;
     fn embeddings_body(&self, request: RequestBuilder, inputs: &[String]) -> RequestBuilder;
 }
 
@@ -93,7 +93,7 @@ impl<B: Backend> Engine<B> {
     async fn retrying<T, F, Fut>(&self, mut attempt: F) -> (Result<T, LlmError>, u32)
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, Failure>>,
+        Fut: Future<Output = Result<T, AttemptFailure>>,
     {
         let mut retrier = Retrier::new(&self.core.http);
         loop {
@@ -122,7 +122,11 @@ impl<B: Backend> Engine<B> {
         .await
     }
 
-    async fn try_chat(&self, body: &Value, id: &str) -> Result<wire::ParsedCompletion, Failure> {
+    async fn try_chat(
+        &self,
+        body: &Value,
+        id: &str,
+    ) -> Result<wire::ParsedCompletion, AttemptFailure> {
         let request = self
             .core
             .client
@@ -194,7 +198,7 @@ impl<B: Backend> Engine<B> {
         body: &Value,
         id: &str,
         emit: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<StreamMeta, Failure> {
+    ) -> Result<StreamMeta, AttemptFailure> {
         let request = self
             .core
             .client
@@ -232,7 +236,7 @@ impl<B: Backend> Engine<B> {
             let next = tokio::time::timeout(self.core.read_timeout(), stream.next())
                 .await
                 .map_err(|_| {
-                    Failure::retryable(LlmError::Timeout(format!(
+                    AttemptFailure::retryable(LlmError::Timeout(format!(
                         "the answer stream stalled for {} ms",
                         self.core.http.read_timeout_ms
                     )))
@@ -247,7 +251,7 @@ impl<B: Backend> Engine<B> {
                     if ended {
                         return Ok(meta);
                     }
-                    return Err(Failure::retryable(LlmError::StreamInterrupted(
+                    return Err(AttemptFailure::retryable(LlmError::StreamInterrupted(
                         "the connection closed before the answer was complete".to_owned(),
                     )));
                 }
@@ -258,7 +262,7 @@ impl<B: Backend> Engine<B> {
                     Ok(ChunkEvent::Skip) => {}
                     Ok(ChunkEvent::Done) => return Ok(meta),
                     Err(ChunkError::Malformed(m)) => {
-                        return Err(Failure::Permanent(LlmError::InvalidResponse(m)));
+                        return Err(AttemptFailure::Permanent(LlmError::InvalidResponse(m)));
                     }
                     Err(ChunkError::Upstream(e)) => {
                         return Err(self.core.upstream_failure(e, credential));
@@ -313,7 +317,7 @@ impl<B: Backend> Engine<B> {
         .await
     }
 
-    async fn try_embed(&self, batch: &[String], id: &str) -> Result<Vec<Vec<f32>>, Failure> {
+    async fn try_embed(&self, batch: &[String], id: &str) -> Result<Vec<Vec<f32>>, AttemptFailure> {
         let request = self
             .core
             .client

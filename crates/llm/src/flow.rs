@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::engine::{Backend, Engine};
 use crate::error::LlmError;
-use crate::retry::{CredentialSource, Failure};
+use crate::retry::{AttemptFailure, CredentialSource};
 use crate::settings::{FlowSettings, GenerationSettings, HttpSettings};
 use crate::transport::{HttpCore, status_failure};
 
@@ -76,7 +76,7 @@ struct FlowBackend {
 }
 
 impl FlowBackend {
-    async fn token(&self, core: &HttpCore) -> Result<String, Failure> {
+    async fn token(&self, core: &HttpCore) -> Result<String, AttemptFailure> {
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref()
             && Instant::now() < token.refresh_at
@@ -89,7 +89,7 @@ impl FlowBackend {
         Ok(value)
     }
 
-    async fn fetch_token(&self, core: &HttpCore) -> Result<CachedToken, Failure> {
+    async fn fetch_token(&self, core: &HttpCore) -> Result<CachedToken, AttemptFailure> {
         let asked_at = Instant::now();
         let request = core
             .client
@@ -107,7 +107,7 @@ impl FlowBackend {
             let (status, wait, detail) = core.error_parts(response, None).await;
             return Err(match status {
                 408 | 429 | 500..=599 => status_failure(status, wait, detail, None),
-                _ => Failure::Permanent(LlmError::Auth {
+                _ => AttemptFailure::Permanent(LlmError::Auth {
                     status,
                     message: format!("the Flow token exchange was refused: {detail}"),
                 }),
@@ -117,11 +117,11 @@ impl FlowBackend {
         // The body holds the token: it is never quoted in an error.
         let answer: Value = serde_json::from_slice(&body).map_err(|e| {
             if e.is_eof() {
-                Failure::retryable(LlmError::StreamInterrupted(
+                AttemptFailure::retryable(LlmError::StreamInterrupted(
                     "the Flow token answer ended early".to_owned(),
                 ))
             } else {
-                Failure::Permanent(LlmError::InvalidResponse(format!(
+                AttemptFailure::Permanent(LlmError::InvalidResponse(format!(
                     "the Flow token answer (HTTP {status}) is not JSON"
                 )))
             }
@@ -131,7 +131,7 @@ impl FlowBackend {
             .find_map(|k| answer.get(*k).and_then(Value::as_str))
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                Failure::Permanent(LlmError::InvalidResponse(
+                AttemptFailure::Permanent(LlmError::InvalidResponse(
                     "the Flow token answer has no access_token".to_owned(),
                 ))
             })?
@@ -198,7 +198,7 @@ impl Backend for FlowBackend {
         core: &HttpCore,
         request: RequestBuilder,
         operation_id: &str,
-    ) -> Result<(RequestBuilder, Option<String>), Failure> {
+    ) -> Result<(RequestBuilder, Option<String>), AttemptFailure> {
         let token = self.token(core).await?;
         let mut request = request
             .bearer_auth(&token)

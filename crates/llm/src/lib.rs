@@ -21,8 +21,8 @@ pub use error::LlmError;
 pub use flow::FlowClient;
 pub use openai::OpenAiClient;
 pub use settings::{
-    FlowSettings, GenerationSettings, HttpSettings, LlmConfigError, LlmSettings, OpenAiSettings,
-    ProviderKind, ProviderSettings, Secret, context_window,
+    FlowSettings, GenerationSettings, HttpSettings, LlmSettings, OpenAiSettings, ProviderKind,
+    ProviderSettings, Secret, context_window,
 };
 pub use types::{
     ChatCompletion, ChatMessage, ChatModel, ChatRequest, ChatRole, Embedder, StreamEvent,

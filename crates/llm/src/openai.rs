@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::engine::{Backend, Engine};
 use crate::error::LlmError;
-use crate::retry::{CredentialSource, Failure};
+use crate::retry::{AttemptFailure, CredentialSource};
 use crate::settings::{GenerationSettings, HttpSettings, OpenAiSettings};
 use crate::transport::HttpCore;
 
@@ -89,7 +89,7 @@ impl Backend for OpenAiBackend {
         _core: &HttpCore,
         request: RequestBuilder,
         _operation_id: &str,
-    ) -> Result<(RequestBuilder, Option<String>), Failure> {
+    ) -> Result<(RequestBuilder, Option<String>), AttemptFailure> {
         let request = match &self.settings.api_key {
             Some(key) => request.bearer_auth(key.expose()),
             None => request,

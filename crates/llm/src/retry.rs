@@ -11,7 +11,7 @@ use crate::settings::HttpSettings;
 
 /// How one try failed, as far as retrying is concerned.
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub(crate) enum AttemptFailure {
     /// Worth another try; `retry_after` is the server's own wish, which
     /// replaces the computed backoff.
     Retryable {
@@ -26,9 +26,9 @@ pub(crate) enum Failure {
     },
 }
 
-impl Failure {
+impl AttemptFailure {
     pub fn retryable(error: LlmError) -> Self {
-        Failure::Retryable {
+        AttemptFailure::Retryable {
             error,
             retry_after: None,
         }
@@ -74,12 +74,12 @@ impl<'a> Retrier<'a> {
     /// backoff retry: it does not wait and does not use up `max_retries`.
     pub async fn plan(
         &mut self,
-        failure: Failure,
+        failure: AttemptFailure,
         credentials: &dyn CredentialSource,
     ) -> Result<Duration, LlmError> {
         match failure {
-            Failure::Permanent(error) => Err(error),
-            Failure::Unauthorized { error, credential } => {
+            AttemptFailure::Permanent(error) => Err(error),
+            AttemptFailure::Unauthorized { error, credential } => {
                 if self.refreshed || !credentials.invalidate(credential.as_deref()).await {
                     return Err(error);
                 }
@@ -91,7 +91,7 @@ impl<'a> Retrier<'a> {
                 );
                 Ok(Duration::ZERO)
             }
-            Failure::Retryable { error, retry_after } => {
+            AttemptFailure::Retryable { error, retry_after } => {
                 if self.retries >= self.http.max_retries {
                     return Err(error.gave_up_after(self.tries));
                 }
@@ -178,7 +178,7 @@ pub(crate) fn operation_id() -> String {
     if getrandom::fill(&mut bytes).is_err() {
         bytes = random_u64().to_le_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[cfg(test)]
@@ -271,7 +271,7 @@ mod tests {
         let settings = http(2);
         let mut r = Retrier::new(&settings);
         let fail = || {
-            Failure::retryable(LlmError::Upstream {
+            AttemptFailure::retryable(LlmError::Upstream {
                 status: 503,
                 message: "down".into(),
             })
@@ -293,7 +293,7 @@ mod tests {
         r.start_try();
         let delay = r
             .plan(
-                Failure::Retryable {
+                AttemptFailure::Retryable {
                     error: LlmError::RateLimited {
                         message: String::new(),
                         retry_after_ms: Some(60_000),
@@ -310,7 +310,7 @@ mod tests {
     #[tokio::test]
     async fn one_refresh_per_call_and_none_without_a_source() {
         let settings = http(0);
-        let unauthorized = || Failure::Unauthorized {
+        let unauthorized = || AttemptFailure::Unauthorized {
             error: LlmError::Auth {
                 status: 401,
                 message: "expired".into(),

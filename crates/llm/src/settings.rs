@@ -1,6 +1,6 @@
-//! Language-model settings, read once from the environment through an
-//! injected lookup so the rules are testable without touching the process
-//! environment. Every error names the variable and never repeats a secret.
+//! Language-model settings as plain values. They are read from the
+//! environment by `flowchat-config` (the one place configuration is parsed);
+//! here they only describe an endpoint, its credentials and its limits.
 
 use std::fmt;
 
@@ -132,89 +132,9 @@ pub struct LlmSettings {
     pub generation: GenerationSettings,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("configuration error in {variable}: {message}")]
-pub struct LlmConfigError {
-    pub variable: &'static str,
-    pub message: String,
-}
-
-const DEFAULT_FLOW_BASE_URL: &str = "https://flow.ciandt.com";
-const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 const DEFAULT_CHAT_MODEL: &str = "gpt-4o-mini";
-const DEFAULT_EMBEDDING_MODEL: &str = "text-embedding-3-small";
 
 impl LlmSettings {
-    /// Reads the settings for `kind` through `lookup`. Empty or whitespace
-    /// values count as unset, because deployment dashboards often keep a
-    /// variable defined but blank.
-    pub fn from_lookup(
-        kind: ProviderKind,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, LlmConfigError> {
-        let env = Env(&lookup);
-        let provider = match kind {
-            ProviderKind::Flow => ProviderSettings::Flow(FlowSettings {
-                base_url: env.url("FLOW_BASE_URL", DEFAULT_FLOW_BASE_URL)?,
-                tenant: env.required("FLOW_TENANT")?,
-                client_id: env.required("FLOW_CLIENT_ID")?,
-                client_secret: Secret::new(env.required("FLOW_CLIENT_SECRET")?),
-                app_to_access: env.or("FLOW_APP_TO_ACCESS", "llm-api"),
-                agent: env.or("FLOW_AGENT", "flowchat"),
-                channel: env.get("FLOW_CHANNEL"),
-                chat_model: env.or("FLOW_CHAT_MODEL", DEFAULT_CHAT_MODEL),
-                embedding_model: env.or("FLOW_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL),
-            }),
-            ProviderKind::OpenAi => ProviderSettings::OpenAi(OpenAiSettings {
-                base_url: env.url("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL)?,
-                api_key: env.get("OPENAI_API_KEY").map(Secret::new),
-                chat_model: env.or("OPENAI_CHAT_MODEL", DEFAULT_CHAT_MODEL),
-                embedding_model: env.or("OPENAI_EMBEDDING_MODEL", DEFAULT_EMBEDDING_MODEL),
-            }),
-        };
-
-        let http = HttpSettings {
-            connect_timeout_ms: env.number("LLM_CONNECT_TIMEOUT_MS", 5_000, 1, 600_000)?,
-            read_timeout_ms: env.number("LLM_READ_TIMEOUT_MS", 60_000, 1, 3_600_000)?,
-            max_retries: env.number("LLM_MAX_RETRIES", 3, 0, 20)? as u32,
-            retry_base_ms: env.number("LLM_RETRY_BASE_MS", 500, 0, 600_000)?,
-            retry_max_ms: env.number("LLM_RETRY_MAX_MS", 20_000, 0, 3_600_000)?,
-        };
-
-        let chat_model = match &provider {
-            ProviderSettings::Flow(f) => &f.chat_model,
-            ProviderSettings::OpenAi(o) => &o.chat_model,
-        };
-        let max_output_tokens =
-            env.number("LLM_MAX_OUTPUT_TOKENS", 800, 1, u32::MAX as u64)? as u32;
-        let context_tokens = env.number(
-            "LLM_CONTEXT_TOKENS",
-            context_window(chat_model) as u64,
-            1,
-            u32::MAX as u64,
-        )? as u32;
-        if max_output_tokens >= context_tokens {
-            return Err(LlmConfigError {
-                variable: "LLM_MAX_OUTPUT_TOKENS",
-                message: format!(
-                    "{max_output_tokens} leaves no room for the prompt in a context of {context_tokens} tokens"
-                ),
-            });
-        }
-        let generation = GenerationSettings {
-            temperature: env.temperature("LLM_TEMPERATURE", 0.2)?,
-            max_output_tokens,
-            context_tokens,
-            embedding_batch: env.number("EMBEDDING_BATCH_SIZE", 64, 1, 2048)? as usize,
-        };
-
-        Ok(LlmSettings {
-            provider,
-            http,
-            generation,
-        })
-    }
-
     pub fn chat_model(&self) -> &str {
         match &self.provider {
             ProviderSettings::Flow(f) => &f.chat_model,
@@ -273,224 +193,15 @@ pub fn context_window(model: &str) -> u32 {
     }
 }
 
-struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
-
-impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
-    fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn or(&self, name: &str, default: &str) -> String {
-        self.get(name).unwrap_or_else(|| default.to_owned())
-    }
-
-    fn required(&self, name: &'static str) -> Result<String, LlmConfigError> {
-        self.get(name).ok_or_else(|| LlmConfigError {
-            variable: name,
-            message: "is required but not set".to_owned(),
-        })
-    }
-
-    fn number(
-        &self,
-        name: &'static str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<u64, LlmConfigError> {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
-        };
-        let value: u64 = raw.parse().map_err(|_| LlmConfigError {
-            variable: name,
-            message: format!("expected a whole number, got {:?}", shorten(&raw)),
-        })?;
-        if !(min..=max).contains(&value) {
-            return Err(LlmConfigError {
-                variable: name,
-                message: format!("{value} is outside {min}..={max}"),
-            });
-        }
-        Ok(value)
-    }
-
-    fn temperature(&self, name: &'static str, default: f32) -> Result<f32, LlmConfigError> {
-        let Some(raw) = self.get(name) else {
-            return Ok(default);
-        };
-        match raw.parse::<f32>() {
-            Ok(v) if v.is_finite() && (0.0..=2.0).contains(&v) => Ok(v),
-            _ => Err(LlmConfigError {
-                variable: name,
-                message: format!("expected a number from 0 to 2, got {:?}", shorten(&raw)),
-            }),
-        }
-    }
-
-    /// The value is not echoed on error: a URL may carry credentials.
-    fn url(&self, name: &'static str, default: &str) -> Result<String, LlmConfigError> {
-        let raw = self.or(name, default);
-        let trimmed = raw.trim_end_matches('/').to_owned();
-        let valid = reqwest::Url::parse(&trimmed).is_ok_and(|u| {
-            matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
-        });
-        if !valid {
-            return Err(LlmConfigError {
-                variable: name,
-                message: "expected an absolute http:// or https:// URL".to_owned(),
-            });
-        }
-        Ok(trimmed)
-    }
-}
-
-fn shorten(raw: &str) -> String {
-    raw.chars().take(40).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
-
-    const FLOW_MIN: &[(&str, &str)] = &[
-        ("FLOW_TENANT", "acme"),
-        ("FLOW_CLIENT_ID", "id-1"),
-        ("FLOW_CLIENT_SECRET", "super-secret-value"),
-    ];
 
     #[test]
-    fn flow_defaults() {
-        let s = LlmSettings::from_lookup(ProviderKind::Flow, lookup(FLOW_MIN)).unwrap();
-        let ProviderSettings::Flow(f) = &s.provider else {
-            panic!("expected flow")
-        };
-        assert_eq!(f.base_url, "https://flow.ciandt.com");
-        assert_eq!(f.tenant, "acme");
-        assert_eq!(f.client_id, "id-1");
-        assert_eq!(f.client_secret.expose(), "super-secret-value");
-        assert_eq!(f.app_to_access, "llm-api");
-        assert_eq!(f.agent, "flowchat");
-        assert_eq!(f.channel, None);
-        assert_eq!(s.chat_model(), "gpt-4o-mini");
-        assert_eq!(s.embedding_model(), "text-embedding-3-small");
-        assert_eq!(s.provider_name(), "flow");
-        assert_eq!(s.http.connect_timeout_ms, 5_000);
-        assert_eq!(s.http.read_timeout_ms, 60_000);
-        assert_eq!(s.http.max_retries, 3);
-        assert_eq!(s.http.retry_base_ms, 500);
-        assert_eq!(s.http.retry_max_ms, 20_000);
-        assert_eq!(s.generation.temperature, 0.2);
-        assert_eq!(s.generation.max_output_tokens, 800);
-        assert_eq!(s.generation.context_tokens, 128_000);
-        assert_eq!(s.generation.embedding_batch, 64);
-    }
-
-    #[test]
-    fn openai_defaults_need_no_key() {
-        let s = LlmSettings::from_lookup(ProviderKind::OpenAi, lookup(&[])).unwrap();
-        let ProviderSettings::OpenAi(o) = &s.provider else {
-            panic!("expected openai")
-        };
-        assert_eq!(o.base_url, "https://api.openai.com/v1");
-        assert!(o.api_key.is_none());
-        assert_eq!(s.provider_name(), "openai");
-    }
-
-    #[test]
-    fn overrides_and_trailing_slash() {
-        let mut pairs = FLOW_MIN.to_vec();
-        pairs.extend([
-            ("FLOW_BASE_URL", "http://localhost:8080/ "),
-            ("FLOW_CHANNEL", "web"),
-            ("FLOW_CHAT_MODEL", "gpt-4"),
-            ("LLM_MAX_OUTPUT_TOKENS", "500"),
-            ("LLM_TEMPERATURE", "1.5"),
-            ("EMBEDDING_BATCH_SIZE", "16"),
-            ("LLM_MAX_RETRIES", "0"),
-        ]);
-        let s = LlmSettings::from_lookup(ProviderKind::Flow, lookup(&pairs)).unwrap();
-        let ProviderSettings::Flow(f) = &s.provider else {
-            panic!()
-        };
-        assert_eq!(f.base_url, "http://localhost:8080");
-        assert_eq!(f.channel.as_deref(), Some("web"));
-        assert_eq!(s.generation.context_tokens, 8_192);
-        assert_eq!(s.generation.max_output_tokens, 500);
-        assert_eq!(s.generation.temperature, 1.5);
-        assert_eq!(s.generation.embedding_batch, 16);
-        assert_eq!(s.http.max_retries, 0);
-    }
-
-    #[test]
-    fn missing_tenant_names_the_variable() {
-        let pairs: Vec<_> = FLOW_MIN
-            .iter()
-            .copied()
-            .filter(|(k, _)| *k != "FLOW_TENANT")
-            .chain([("FLOW_TENANT", "   ")])
-            .collect();
-        let err = LlmSettings::from_lookup(ProviderKind::Flow, lookup(&pairs)).unwrap_err();
-        assert_eq!(err.variable, "FLOW_TENANT");
-        assert!(err.to_string().contains("FLOW_TENANT"), "{err}");
-    }
-
-    #[test]
-    fn missing_secret_is_named_not_echoed() {
-        let pairs: Vec<_> = FLOW_MIN
-            .iter()
-            .copied()
-            .filter(|(k, _)| *k != "FLOW_CLIENT_SECRET")
-            .collect();
-        let err = LlmSettings::from_lookup(ProviderKind::Flow, lookup(&pairs)).unwrap_err();
-        assert_eq!(err.variable, "FLOW_CLIENT_SECRET");
-    }
-
-    #[test]
-    fn malformed_values_name_the_variable() {
-        for (var, value) in [
-            ("LLM_MAX_RETRIES", "three"),
-            ("LLM_READ_TIMEOUT_MS", "0"),
-            ("LLM_TEMPERATURE", "2.5"),
-            ("LLM_TEMPERATURE", "NaN"),
-            ("EMBEDDING_BATCH_SIZE", "0"),
-            ("EMBEDDING_BATCH_SIZE", "4096"),
-            ("FLOW_BASE_URL", "ftp://example.com"),
-            ("FLOW_BASE_URL", "not a url"),
-            ("LLM_MAX_OUTPUT_TOKENS", "200000"),
-        ] {
-            let mut pairs = FLOW_MIN.to_vec();
-            pairs.push((var, value));
-            let err = LlmSettings::from_lookup(ProviderKind::Flow, lookup(&pairs)).unwrap_err();
-            assert_eq!(err.variable, var, "{var}={value}: {err}");
-        }
-    }
-
-    #[test]
-    fn url_errors_do_not_echo_credentials() {
-        let pairs = [("OPENAI_BASE_URL", "gopher://user:hunter2@host")];
-        let err = LlmSettings::from_lookup(ProviderKind::OpenAi, lookup(&pairs)).unwrap_err();
-        assert!(!err.to_string().contains("hunter2"));
-    }
-
-    #[test]
-    fn secrets_stay_out_of_debug_output() {
-        let s = LlmSettings::from_lookup(ProviderKind::Flow, lookup(FLOW_MIN)).unwrap();
-        let debug = format!("{s:?}");
-        assert!(!debug.contains("super-secret-value"), "{debug}");
-        assert!(debug.contains("[redacted]"));
+    fn secrets_are_redacted_when_shown() {
         let key = Secret::new("sk-abc");
         assert_eq!(format!("{key} {key:?}"), "[redacted] [redacted]");
+        assert_eq!(key.expose(), "sk-abc");
     }
 
     #[test]

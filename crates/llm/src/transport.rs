@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 use crate::error::{LlmError, redact};
-use crate::retry::{Failure, retry_after};
+use crate::retry::{AttemptFailure, retry_after};
 use crate::settings::HttpSettings;
 use crate::wire::{self, BodyError, UpstreamError};
 
@@ -51,9 +51,9 @@ impl HttpCore {
     }
 
     /// Sends and waits for the response head, without judging the status.
-    pub async fn send_raw(&self, request: RequestBuilder) -> Result<Response, Failure> {
+    pub async fn send_raw(&self, request: RequestBuilder) -> Result<Response, AttemptFailure> {
         match tokio::time::timeout(self.read_timeout(), request.send()).await {
-            Err(_) => Err(Failure::retryable(LlmError::Timeout(format!(
+            Err(_) => Err(AttemptFailure::retryable(LlmError::Timeout(format!(
                 "no response within {} ms",
                 self.http.read_timeout_ms
             )))),
@@ -68,7 +68,7 @@ impl HttpCore {
         &self,
         request: RequestBuilder,
         credential: Option<&str>,
-    ) -> Result<Response, Failure> {
+    ) -> Result<Response, AttemptFailure> {
         let response = self.send_raw(request).await?;
         if response.status().is_success() {
             return Ok(response);
@@ -97,12 +97,12 @@ impl HttpCore {
     }
 
     /// The whole body, waiting at most the read timeout for each piece.
-    pub async fn read_all(&self, mut response: Response) -> Result<Bytes, Failure> {
+    pub async fn read_all(&self, mut response: Response) -> Result<Bytes, AttemptFailure> {
         let mut body = Vec::new();
         loop {
             match tokio::time::timeout(self.read_timeout(), response.chunk()).await {
                 Err(_) => {
-                    return Err(Failure::retryable(LlmError::Timeout(format!(
+                    return Err(AttemptFailure::retryable(LlmError::Timeout(format!(
                         "the answer stalled for {} ms",
                         self.http.read_timeout_ms
                     ))));
@@ -130,10 +130,10 @@ impl HttpCore {
 
     /// A reqwest error as a retry decision. `in_body`: the head had arrived,
     /// so a break is an interrupted answer rather than an unreachable server.
-    pub fn transport_failure(&self, error: &reqwest::Error, in_body: bool) -> Failure {
+    pub fn transport_failure(&self, error: &reqwest::Error, in_body: bool) -> AttemptFailure {
         let text = self.clean(&describe(error), None);
         if error.is_builder() {
-            return Failure::Permanent(LlmError::Config(text));
+            return AttemptFailure::Permanent(LlmError::Config(text));
         }
         let error = if error.is_timeout() {
             LlmError::Timeout(text)
@@ -142,21 +142,25 @@ impl HttpCore {
         } else {
             LlmError::Connection(text)
         };
-        Failure::retryable(error)
+        AttemptFailure::retryable(error)
     }
 
     /// A body that is not the expected answer.
-    pub fn body_failure(&self, error: BodyError, credential: Option<&str>) -> Failure {
+    pub fn body_failure(&self, error: BodyError, credential: Option<&str>) -> AttemptFailure {
         match error {
-            BodyError::Malformed(m) => Failure::Permanent(LlmError::InvalidResponse(m)),
-            BodyError::Truncated(m) => Failure::retryable(LlmError::StreamInterrupted(m)),
+            BodyError::Malformed(m) => AttemptFailure::Permanent(LlmError::InvalidResponse(m)),
+            BodyError::Truncated(m) => AttemptFailure::retryable(LlmError::StreamInterrupted(m)),
             BodyError::Upstream(e) => self.upstream_failure(e, credential),
         }
     }
 
     /// An error object found inside a body or a stream, judged like the
     /// HTTP status it stands for.
-    pub fn upstream_failure(&self, error: UpstreamError, credential: Option<&str>) -> Failure {
+    pub fn upstream_failure(
+        &self,
+        error: UpstreamError,
+        credential: Option<&str>,
+    ) -> AttemptFailure {
         let detail = self.clean(&error.message, credential);
         status_failure(error.status, None, detail, credential)
     }
@@ -168,27 +172,27 @@ pub(crate) fn status_failure(
     wait: Option<Duration>,
     message: String,
     credential: Option<&str>,
-) -> Failure {
+) -> AttemptFailure {
     match StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY) {
-        StatusCode::UNAUTHORIZED => Failure::Unauthorized {
+        StatusCode::UNAUTHORIZED => AttemptFailure::Unauthorized {
             error: LlmError::Auth { status, message },
             credential: credential.map(str::to_owned),
         },
-        StatusCode::TOO_MANY_REQUESTS => Failure::Retryable {
+        StatusCode::TOO_MANY_REQUESTS => AttemptFailure::Retryable {
             error: LlmError::RateLimited {
                 message,
                 retry_after_ms: wait.map(|w| w.as_millis() as u64),
             },
             retry_after: wait,
         },
-        StatusCode::REQUEST_TIMEOUT => Failure::retryable(LlmError::Timeout(format!(
+        StatusCode::REQUEST_TIMEOUT => AttemptFailure::retryable(LlmError::Timeout(format!(
             "the server gave up waiting (HTTP 408): {message}"
         ))),
-        s if s.is_server_error() => Failure::Retryable {
+        s if s.is_server_error() => AttemptFailure::Retryable {
             error: LlmError::Upstream { status, message },
             retry_after: wait,
         },
-        _ => Failure::Permanent(LlmError::Rejected { status, message }),
+        _ => AttemptFailure::Permanent(LlmError::Rejected { status, message }),
     }
 }
 
@@ -223,31 +227,33 @@ mod tests {
     #[test]
     fn statuses_map_to_retry_decisions() {
         let f = |s| status_failure(s, None, "m".into(), Some("tok"));
-        assert!(matches!(f(401), Failure::Unauthorized { credential: Some(c), .. } if c == "tok"));
+        assert!(
+            matches!(f(401), AttemptFailure::Unauthorized { credential: Some(c), .. } if c == "tok")
+        );
         assert!(matches!(
             f(429),
-            Failure::Retryable {
+            AttemptFailure::Retryable {
                 error: LlmError::RateLimited { .. },
                 ..
             }
         ));
         assert!(matches!(
             f(503),
-            Failure::Retryable {
+            AttemptFailure::Retryable {
                 error: LlmError::Upstream { status: 503, .. },
                 ..
             }
         ));
         assert!(matches!(
             f(408),
-            Failure::Retryable {
+            AttemptFailure::Retryable {
                 error: LlmError::Timeout(_),
                 ..
             }
         ));
         for s in [400, 403, 404, 422] {
             assert!(
-                matches!(f(s), Failure::Permanent(LlmError::Rejected { status, .. }) if status == s)
+                matches!(f(s), AttemptFailure::Permanent(LlmError::Rejected { status, .. }) if status == s)
             );
         }
     }
@@ -257,7 +263,7 @@ mod tests {
         let f = status_failure(429, Some(Duration::from_secs(2)), "m".into(), None);
         assert!(matches!(
             f,
-            Failure::Retryable {
+            AttemptFailure::Retryable {
                 error: LlmError::RateLimited {
                     retry_after_ms: Some(2000),
                     ..

@@ -45,7 +45,7 @@ fn settings(
         vars.push((k.to_string(), v.to_string()));
     }
     // Later entries win, like overriding an environment variable.
-    LlmSettings::from_lookup(ProviderKind::Flow, move |name| {
+    flowchat_config::llm_settings(ProviderKind::Flow, move |name| {
         vars.iter()
             .rev()
             .find(|(k, _)| k == name)

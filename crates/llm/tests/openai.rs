@@ -4,8 +4,8 @@
 mod support;
 
 use flowchat_llm::{
-    ChatMessage, ChatModel, ChatRequest, Embedder, LlmError, LlmSettings, OpenAiClient,
-    ProviderKind, ProviderSettings, StreamEvent,
+    ChatMessage, ChatModel, ChatRequest, Embedder, LlmError, OpenAiClient, ProviderKind,
+    ProviderSettings, StreamEvent,
 };
 use serde_json::json;
 use support::{Canned, serve};
@@ -23,7 +23,7 @@ fn client(base_url: &str, key: Option<&str>) -> OpenAiClient {
     if let Some(key) = key {
         vars.push(("OPENAI_API_KEY", key.to_owned()));
     }
-    let s = LlmSettings::from_lookup(ProviderKind::OpenAi, |name| {
+    let s = flowchat_config::llm_settings(ProviderKind::OpenAi, |name| {
         vars.iter()
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.clone())

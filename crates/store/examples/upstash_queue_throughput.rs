@@ -27,13 +27,7 @@ async fn main() {
     let jobs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5_000);
     let drains: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(4);
     let batch: u32 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(10);
-    let config = UpstashConfig::from_lookup(|k| match k {
-        "UPSTASH_REDIS_REST_URL" => Some(url.clone()),
-        "UPSTASH_REDIS_REST_TOKEN" => Some(token.clone()),
-        _ => None,
-    })
-    .expect("config")
-    .expect("configured");
+    let config = UpstashConfig::new(url, flowchat_upstash::Token::new(token));
     let client = UpstashClient::new(
         config,
         Arc::new(ReqwestTransport::new().expect("transport")),

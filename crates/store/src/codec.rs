@@ -22,6 +22,11 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
     serde_json::from_str(raw).map_err(|e| corrupt(what, e))
 }
 
+/// A TTL in whole milliseconds, at least 1.
+pub(crate) fn duration_millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
 pub(crate) fn to_u32(what: &str, value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| corrupt(what, format!("{value} is out of range")))
 }
@@ -52,68 +57,20 @@ pub(crate) fn check_upload_part(index: u32, bytes: &[u8]) -> Result<(), StoreErr
 
 /// Standard base64 (RFC 4648, padded). Upload parts travel as command
 /// arguments, which the Upstash REST API takes as JSON strings: raw bytes
-/// that are not UTF-8 cannot be sent. Written out here rather than taken
-/// from a crate to keep this crate's dependencies as they are.
+/// that are not UTF-8 cannot be sent.
 #[cfg(feature = "upstash")]
 pub(crate) mod base64 {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    use ::base64::Engine as _;
+    use ::base64::engine::general_purpose::STANDARD;
 
     pub(crate) fn encode(bytes: &[u8]) -> String {
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                chunk.get(1).copied().unwrap_or(0),
-                chunk.get(2).copied().unwrap_or(0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            let sextet = |shift: u32| char::from(ALPHABET[((n >> shift) & 63) as usize]);
-            out.push(sextet(18));
-            out.push(sextet(12));
-            out.push(if chunk.len() > 1 { sextet(6) } else { '=' });
-            out.push(if chunk.len() > 2 { sextet(0) } else { '=' });
-        }
-        out
-    }
-
-    fn value(c: u8) -> Option<u32> {
-        Some(u32::from(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        }))
+        STANDARD.encode(bytes)
     }
 
     /// `None` unless `text` is exactly what [`encode`] writes (canonical,
     /// padded): anything else was not stored by this crate.
     pub(crate) fn decode(text: &[u8]) -> Option<Vec<u8>> {
-        if !text.len().is_multiple_of(4) {
-            return None;
-        }
-        let mut out = Vec::with_capacity(text.len() / 4 * 3);
-        let quads = text.len() / 4;
-        for (i, quad) in text.chunks(4).enumerate() {
-            let padding = quad.iter().rev().take_while(|&&c| c == b'=').count();
-            if padding > 2 || (padding > 0 && i + 1 != quads) {
-                return None;
-            }
-            let mut n = 0u32;
-            for &c in &quad[..4 - padding] {
-                n = (n << 6) | value(c)?;
-            }
-            n <<= 6 * padding as u32;
-            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-            let keep = 3 - padding;
-            // Bits below the last full byte must be zero in canonical form.
-            if bytes[keep..].iter().any(|&b| b != 0) {
-                return None;
-            }
-            out.extend_from_slice(&bytes[..keep]);
-        }
-        Some(out)
+        STANDARD.decode(text).ok()
     }
 
     #[cfg(test)]

@@ -164,6 +164,14 @@ pub struct NewJob {
     pub now: Timestamp,
 }
 
+impl NewJob {
+    /// The job as it is queued: due at once, no attempts yet.
+    #[cfg(any(feature = "sqlite", feature = "upstash"))]
+    pub(crate) fn into_queued(self) -> Job {
+        Job::queued(self.id, self.owner, self.payload, self.now)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
     /// Who claims (for diagnostics and heartbeats).

@@ -1,8 +1,7 @@
-//! Where the database is and how patiently to talk to it.
-//!
-//! Read once at start-up from the environment through a lookup function (not
-//! `std::env` directly) so the Cloudflare Worker can feed it `env.secret(..)`
-//! and tests can feed it a map.
+//! Where the database is and how patiently to talk to it. The variables are
+//! read by `flowchat-config` (the one place configuration is parsed), which
+//! also serves the Cloudflare Worker's `env.secret(..)`; their names are
+//! here because they belong to the protocol's conventions.
 
 use std::fmt;
 use std::time::Duration;
@@ -62,45 +61,6 @@ pub struct UpstashConfig {
     pub max_retries: u32,
 }
 
-/// A configuration value is missing or malformed; names the variable.
-///
-/// Never contains the values themselves: the URL might be a mis-pasted token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// One half of a URL/token pair is set without the other.
-    #[error("{missing} is not set but {present} is: set both or neither")]
-    Incomplete {
-        /// The variable that is missing.
-        missing: &'static str,
-        /// Its partner, which is set.
-        present: &'static str,
-    },
-    /// The URL variable does not hold an `http://` or `https://` URL.
-    #[error("{variable} must be an http:// or https:// URL")]
-    InvalidUrl {
-        /// The variable holding the bad value.
-        variable: &'static str,
-    },
-    /// `UPSTASH_TIMEOUT_MS` is not a positive whole number of milliseconds.
-    #[error("{variable} must be a positive whole number of milliseconds")]
-    InvalidTimeout {
-        /// The variable holding the bad value.
-        variable: &'static str,
-    },
-}
-
-impl ConfigError {
-    /// The environment variable at fault, for start-up messages.
-    pub fn variable(&self) -> &'static str {
-        match self {
-            ConfigError::Incomplete { missing, .. } => missing,
-            ConfigError::InvalidUrl { variable } | ConfigError::InvalidTimeout { variable } => {
-                variable
-            }
-        }
-    }
-}
-
 impl UpstashConfig {
     /// A configuration with the default timeout and retry count.
     ///
@@ -114,186 +74,11 @@ impl UpstashConfig {
             max_retries: DEFAULT_MAX_RETRIES,
         }
     }
-
-    /// Read the configuration through `lookup` (usually `std::env::var(..).ok()`).
-    ///
-    /// `UPSTASH_REDIS_REST_URL`/`UPSTASH_REDIS_REST_TOKEN` win; otherwise
-    /// Vercel's `KV_REST_API_URL`/`KV_REST_API_TOKEN` are used. Empty values
-    /// count as unset (hosting dashboards often leave them blank).
-    ///
-    /// `Ok(None)` when neither pair is set: the caller decides whether Upstash
-    /// was required. An error names the variable when only half a pair is set,
-    /// the URL is not http(s), or `UPSTASH_TIMEOUT_MS` is malformed.
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<UpstashConfig>, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let pair = match read_pair(&get, URL_VAR, TOKEN_VAR)? {
-            Some(pair) => Some(pair),
-            None => read_pair(&get, KV_URL_VAR, KV_TOKEN_VAR)?,
-        };
-        let Some((url_var, url, token)) = pair else {
-            return Ok(None);
-        };
-        if !is_http_url(&url) {
-            return Err(ConfigError::InvalidUrl { variable: url_var });
-        }
-        let mut config = UpstashConfig::new(url, Token::new(token));
-        if let Some(ms) = get(TIMEOUT_VAR) {
-            let ms: u64 =
-                ms.parse()
-                    .ok()
-                    .filter(|ms| *ms > 0)
-                    .ok_or(ConfigError::InvalidTimeout {
-                        variable: TIMEOUT_VAR,
-                    })?;
-            config.timeout = Duration::from_millis(ms);
-        }
-        Ok(Some(config))
-    }
-}
-
-/// Both halves of a pair, neither, or an error naming the missing half.
-fn read_pair(
-    get: &impl Fn(&str) -> Option<String>,
-    url_var: &'static str,
-    token_var: &'static str,
-) -> Result<Option<(&'static str, String, String)>, ConfigError> {
-    match (get(url_var), get(token_var)) {
-        (Some(url), Some(token)) => Ok(Some((url_var, url, token))),
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(ConfigError::Incomplete {
-            missing: token_var,
-            present: url_var,
-        }),
-        (None, Some(_)) => Err(ConfigError::Incomplete {
-            missing: url_var,
-            present: token_var,
-        }),
-    }
-}
-
-/// `http://` or `https://` followed by a host.
-fn is_http_url(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"));
-    match rest {
-        Some(rest) => {
-            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            !host.is_empty() && !host.contains(char::is_whitespace)
-        }
-        None => false,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
-
-    #[test]
-    fn none_when_nothing_is_set() {
-        assert!(UpstashConfig::from_lookup(lookup(&[])).unwrap().is_none());
-        let blank = lookup(&[(URL_VAR, " "), (TOKEN_VAR, "")]);
-        assert!(UpstashConfig::from_lookup(blank).unwrap().is_none());
-    }
-
-    #[test]
-    fn upstash_names_win_over_vercel_names() {
-        let cfg = UpstashConfig::from_lookup(lookup(&[
-            (URL_VAR, "https://a.upstash.io/"),
-            (TOKEN_VAR, "tok-a"),
-            (KV_URL_VAR, "https://b.upstash.io"),
-            (KV_TOKEN_VAR, "tok-b"),
-        ]))
-        .unwrap()
-        .unwrap();
-        assert_eq!(cfg.url, "https://a.upstash.io");
-        assert_eq!(cfg.token.expose(), "tok-a");
-        assert_eq!(cfg.timeout, DEFAULT_TIMEOUT);
-        assert_eq!(cfg.max_retries, DEFAULT_MAX_RETRIES);
-    }
-
-    #[test]
-    fn vercel_names_are_a_fallback() {
-        let cfg = UpstashConfig::from_lookup(lookup(&[
-            (KV_URL_VAR, "https://b.upstash.io"),
-            (KV_TOKEN_VAR, "tok-b"),
-            (TIMEOUT_VAR, "1500"),
-        ]))
-        .unwrap()
-        .unwrap();
-        assert_eq!(cfg.url, "https://b.upstash.io");
-        assert_eq!(cfg.token.expose(), "tok-b");
-        assert_eq!(cfg.timeout, Duration::from_millis(1500));
-    }
-
-    #[test]
-    fn half_a_pair_names_the_missing_variable() {
-        let err =
-            UpstashConfig::from_lookup(lookup(&[(URL_VAR, "https://a.upstash.io")])).unwrap_err();
-        assert_eq!(err.variable(), TOKEN_VAR);
-        assert!(err.to_string().contains(TOKEN_VAR));
-
-        let err = UpstashConfig::from_lookup(lookup(&[(KV_TOKEN_VAR, "secret-tok")])).unwrap_err();
-        assert_eq!(err.variable(), KV_URL_VAR);
-        assert!(!err.to_string().contains("secret-tok"));
-        // Half an Upstash pair is an error even when the Vercel pair is complete.
-        let err = UpstashConfig::from_lookup(lookup(&[
-            (TOKEN_VAR, "t"),
-            (KV_URL_VAR, "https://b.upstash.io"),
-            (KV_TOKEN_VAR, "tok-b"),
-        ]))
-        .unwrap_err();
-        assert_eq!(err.variable(), URL_VAR);
-    }
-
-    #[test]
-    fn url_must_be_http() {
-        for bad in [
-            "redis://zz.upstash.io",
-            "zz.upstash.io",
-            "https://",
-            "https:///zz",
-        ] {
-            let err = UpstashConfig::from_lookup(lookup(&[(URL_VAR, bad), (TOKEN_VAR, "t")]))
-                .unwrap_err();
-            assert_eq!(err, ConfigError::InvalidUrl { variable: URL_VAR }, "{bad}");
-            assert!(!err.to_string().contains("zz"), "the value is not echoed");
-        }
-        let ok = UpstashConfig::from_lookup(lookup(&[
-            (URL_VAR, "HTTP://127.0.0.1:8079"),
-            (TOKEN_VAR, "t"),
-        ]));
-        assert!(ok.unwrap().is_some());
-    }
-
-    #[test]
-    fn timeout_must_be_positive_millis() {
-        for bad in ["0", "-5", "1.5", "soon"] {
-            let err = UpstashConfig::from_lookup(lookup(&[
-                (URL_VAR, "https://a.upstash.io"),
-                (TOKEN_VAR, "t"),
-                (TIMEOUT_VAR, bad),
-            ]))
-            .unwrap_err();
-            assert_eq!(err.variable(), TIMEOUT_VAR, "{bad}");
-        }
-    }
 
     #[test]
     fn debug_never_shows_the_token() {

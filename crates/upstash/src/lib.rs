@@ -11,10 +11,9 @@
 //! ```no_run
 //! # async fn demo(transport: std::sync::Arc<dyn flowchat_upstash::Transport>)
 //! #     -> Result<(), Box<dyn std::error::Error>> {
-//! use flowchat_upstash::{cmd, Command, Script, UpstashClient, UpstashConfig};
+//! use flowchat_upstash::{cmd, Command, Script, Token, UpstashClient, UpstashConfig};
 //!
-//! let config = UpstashConfig::from_lookup(|name| std::env::var(name).ok())?
-//!     .expect("Upstash is not configured");
+//! let config = UpstashConfig::new("https://eu1-example.upstash.io", Token::new("…"));
 //! let client = UpstashClient::new(config, transport);
 //!
 //! client.cmd(cmd!("SET", "greeting", "hello", "EX", 100)).await?;
@@ -51,8 +50,8 @@ mod value;
 pub use client::{DEFAULT_RETRY_BACKOFF, Replies, UpstashClient};
 pub use command::{Arg, Command};
 pub use config::{
-    ConfigError, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, KV_TOKEN_VAR, KV_URL_VAR, TIMEOUT_VAR,
-    TOKEN_VAR, Token, URL_VAR, UpstashConfig,
+    DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, KV_TOKEN_VAR, KV_URL_VAR, TIMEOUT_VAR, TOKEN_VAR, Token,
+    URL_VAR, UpstashConfig,
 };
 pub use error::{CommandError, UpstashError};
 #[cfg(all(feature = "reqwest", not(target_arch = "wasm32")))]

@@ -20,8 +20,7 @@ impl Script {
     /// Keep the source byte-for-byte stable: Redis caches scripts by digest.
     pub fn new(source: impl Into<String>) -> Self {
         let source = source.into();
-        let digest = Sha1::digest(source.as_bytes());
-        let sha1 = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let sha1 = hex::encode(Sha1::digest(source.as_bytes()));
         Script { source, sha1 }
     }
 

@@ -35,6 +35,7 @@ export class ApiClient {
     private readonly baseUrl: string = API_BASE_URL,
     private readonly getToken: () => string | null = () => null,
     private readonly fetchImpl: typeof fetch = (...args) => fetch(...args),
+    private readonly createXhr: () => XMLHttpRequest = () => new XMLHttpRequest(),
   ) {}
 
   private headers(json: boolean): Headers {
@@ -111,7 +112,7 @@ export class ApiClient {
    */
   uploadDocument(file: File, handlers: UploadHandlers = {}): Promise<UploadResult> {
     return new Promise((resolve, reject) => {
-      const xhr = new XMLHttpRequest();
+      const xhr = this.createXhr();
       xhr.open("POST", `${this.baseUrl}/documents`);
       xhr.setRequestHeader("Accept", "application/json");
       const token = this.getToken();

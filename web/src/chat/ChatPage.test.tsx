@@ -4,18 +4,18 @@ import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
 import { ChatPage } from "./ChatPage";
 import { OPEN_KEY, PENDING_KEY } from "./pending";
-import { citation, FakeServer, problem } from "./testServer";
+import { citation, connectionLost, FakeNetwork, problem } from "../test/fakeNetwork";
 
-function setup(server = new FakeServer()) {
+function setup(network = new FakeNetwork()) {
   const onUnauthorized = vi.fn();
-  const api = server.client();
+  const api = network.client();
   // StrictMode as in main.tsx: effects run twice, so following must survive an abort and restart.
   const utils = render(
     <StrictMode>
       <ChatPage api={api} onUnauthorized={onUnauthorized} />
     </StrictMode>,
   );
-  return { server, api, onUnauthorized, user: userEvent.setup(), ...utils };
+  return { network, api, onUnauthorized, user: userEvent.setup(), ...utils };
 }
 
 const nav = () => screen.getByRole("navigation", { name: "Conversations" });
@@ -24,7 +24,7 @@ const textbox = () => screen.getByRole("textbox", { name: "Message" });
 
 describe("ChatPage", () => {
   it("sends a message, streams the answer and shows its sources; the new conversation appears at once", async () => {
-    const { server, user } = setup();
+    const { network, user } = setup();
     expect(await within(nav()).findByText("No conversations yet")).toBeInTheDocument();
     expect(screen.getByRole("heading", { name: "Ask about your documents" })).toBeInTheDocument();
 
@@ -49,13 +49,13 @@ describe("ChatPage", () => {
     const jobId = pending[conversationId].job_id as string;
     expect(pending[conversationId].question).toBe("How much is the chair allowance?");
 
-    await waitFor(() => expect(server.stream(jobId)).toBeDefined());
-    act(() => server.partial(jobId, "The allowance is"));
+    await waitFor(() => expect(network.stream(jobId)).toBeDefined());
+    act(() => network.partial(jobId, "The allowance is"));
     await waitFor(() => expect(answer).toHaveTextContent("The allowance is"));
     expect(answer).not.toHaveTextContent("Thinking…");
 
     act(() => {
-      server.answer(jobId, "The allowance is 150 euros [1].", [
+      network.answer(jobId, "The allowance is 150 euros [1].", [
         citation(1, "remote-work-policy.md", { heading: "Remote work > Equipment" }),
       ]);
     });
@@ -68,9 +68,9 @@ describe("ChatPage", () => {
   });
 
   it("lists conversations most recent first and opens one with its citations", async () => {
-    const server = new FakeServer();
-    server.addConversation("Older chat", [{ role: "user", content: "old question" }]);
-    server.addConversation("Newer chat", [
+    const network = new FakeNetwork();
+    network.addConversation("Older chat", [{ role: "user", content: "old question" }]);
+    network.addConversation("Newer chat", [
       { role: "user", content: "What about laptops?", job_id: "j1" },
       {
         role: "assistant",
@@ -79,7 +79,7 @@ describe("ChatPage", () => {
         citations: [citation(1, "policy.md", { heading: "Equipment" })],
       },
     ]);
-    const { user } = setup(server);
+    const { user } = setup(network);
 
     const items = await within(nav()).findAllByRole("button", { name: /^(Newer|Older) chat/ });
     expect(items.map((b) => b.textContent)).toEqual([expect.stringContaining("Newer chat"), expect.stringContaining("Older chat")]);
@@ -91,45 +91,45 @@ describe("ChatPage", () => {
     expect(within(answer).getByText(/policy\.md · Equipment/)).toBeInTheDocument();
     expect(items[0]).toHaveAttribute("aria-current", "page");
     expect(screen.getByRole("heading", { level: 1 })).toHaveTextContent("Newer chat");
-    expect(localStorage.getItem(OPEN_KEY)).toBe(server.conversations[1].id);
+    expect(localStorage.getItem(OPEN_KEY)).toBe(network.conversations[1].id);
   });
 
   it("resumes following a pending answer after a reload", async () => {
-    const server = new FakeServer();
-    const conversation = server.addConversation("Pending one", []);
+    const network = new FakeNetwork();
+    const conversation = network.addConversation("Pending one", []);
     // As if the page was reloaded right after sending.
-    const api = server.client();
+    const api = network.client();
     const submitted = await api.sendMessage("Where is the office?", conversation.id);
     localStorage.setItem(PENDING_KEY, JSON.stringify({ [conversation.id]: { job_id: submitted.job_id, question: "Where is the office?" } }));
     localStorage.setItem(OPEN_KEY, conversation.id);
 
-    setup(server);
+    setup(network);
     const answer = await within(messages()).findByRole("article", { name: "FlowChat" });
     expect(answer).toHaveTextContent("Thinking…");
-    await waitFor(() => expect(server.stream(submitted.job_id)).toBeDefined());
-    act(() => void server.answer(submitted.job_id, "In Berlin."));
+    await waitFor(() => expect(network.stream(submitted.job_id)).toBeDefined());
+    act(() => void network.answer(submitted.job_id, "In Berlin."));
     await waitFor(() => expect(answer).toHaveTextContent("In Berlin."));
     expect(localStorage.getItem(PENDING_KEY)).toBeNull();
   });
 
   it("stops following when switching conversations and resumes on coming back", async () => {
-    const server = new FakeServer();
-    server.addConversation("First", [{ role: "user", content: "q1" }]);
-    const { user } = setup(server);
+    const network = new FakeNetwork();
+    network.addConversation("First", [{ role: "user", content: "q1" }]);
+    const { user } = setup(network);
     await within(nav()).findByRole("button", { name: /^First/ });
 
     await user.type(textbox(), "A new question{Enter}");
     await within(messages()).findByRole("article", { name: "FlowChat" });
-    const jobId = [...server.jobs.keys()][0];
-    await waitFor(() => expect(server.stream(jobId)).toBeDefined());
-    const firstStream = server.stream(jobId)!;
+    const jobId = [...network.jobs.keys()][0];
+    await waitFor(() => expect(network.stream(jobId)).toBeDefined());
+    const firstStream = network.stream(jobId)!;
 
     await user.click(within(nav()).getByRole("button", { name: /^First/ }));
     await within(messages()).findByText("q1");
     await waitFor(() => expect(firstStream.closed).toBe(true));
 
     // The answer arrives while away; back in the conversation it is there.
-    server.answer(jobId, "Here it is.");
+    network.answer(jobId, "Here it is.");
     await user.click(within(nav()).getByRole("button", { name: /^A new question/ }));
     const answer = await within(messages()).findByRole("article", { name: "FlowChat" });
     await waitFor(() => expect(answer).toHaveTextContent("Here it is."));
@@ -137,31 +137,31 @@ describe("ChatPage", () => {
   });
 
   it("shows a failed answer with Try again, which resends the question", async () => {
-    const { server, user } = setup();
+    const { network, user } = setup();
     await within(nav()).findByText("No conversations yet");
     await user.type(textbox(), "Break please{Enter}");
     const jobId = await waitFor(() => {
-      const id = [...server.jobs.keys()][0];
-      expect(server.stream(id)).toBeDefined();
+      const id = [...network.jobs.keys()][0];
+      expect(network.stream(id)).toBeDefined();
       return id;
     });
-    act(() => void server.fail(jobId, "the model timed out"));
+    act(() => void network.fail(jobId, "the model timed out"));
     const answer = await within(messages()).findByRole("article", { name: "FlowChat" });
     await waitFor(() => expect(answer).toHaveTextContent("FlowChat could not answer this question (the model timed out)."));
 
     await user.click(within(answer).getByRole("button", { name: "Try again" }));
-    await waitFor(() => expect(server.count("POST", /^\/chat$/)).toBe(2));
-    const posts = server.requests.filter((r) => r.method === "POST");
-    expect(posts[1].body).toEqual({ message: "Break please", conversation_id: server.conversations[0].id });
+    await waitFor(() => expect(network.count("POST", "/api/chat")).toBe(2));
+    const posts = network.requests.filter((r) => r.method === "POST");
+    expect(posts[1].body).toEqual({ message: "Break please", conversation_id: network.conversations[0].id });
     await waitFor(() => expect(within(messages()).getAllByRole("article", { name: "You" })).toHaveLength(2));
     expect(within(messages()).getAllByRole("article", { name: "FlowChat" })).toHaveLength(1);
     expect(within(messages()).getByRole("article", { name: "FlowChat" })).toHaveTextContent("Thinking…");
   });
 
   it("keeps the draft and shows the wait when rate-limited", async () => {
-    const server = new FakeServer();
-    server.on("POST", /^\/chat$/, () => problem(429, "slow down", { "Retry-After": "7" }));
-    const { user } = setup(server);
+    const network = new FakeNetwork();
+    network.once("POST", "/api/chat", problem(429, { detail: "slow down" }, { "Retry-After": "7" }));
+    const { user } = setup(network);
     await within(nav()).findByText("No conversations yet");
     await user.type(textbox(), "Too fast{Enter}");
     expect(await screen.findByRole("alert")).toHaveTextContent("Too many requests. Try again in 7 seconds.");
@@ -171,18 +171,19 @@ describe("ChatPage", () => {
   });
 
   it("calls onUnauthorized when the session is gone", async () => {
-    const server = new FakeServer();
-    server.on("GET", /^\/conversations$/, () => problem(401, "expired"), false);
-    const { onUnauthorized } = setup(server);
+    const network = new FakeNetwork();
+    network.signIn("Ana");
+    network.expireSessions();
+    const { onUnauthorized } = setup(network);
     await waitFor(() => expect(onUnauthorized).toHaveBeenCalled());
   });
 
   it("shows a list error with Retry", async () => {
-    const server = new FakeServer();
+    const network = new FakeNetwork();
     let broken = true;
-    server.on("GET", /^\/conversations$/, () => (broken ? problem(500, "boom") : undefined), false);
-    server.addConversation("Back again");
-    const { user } = setup(server);
+    network.on("GET", "/api/conversations", () => (broken ? problem(500, { detail: "boom", request_id: "req-1" }) : undefined));
+    network.addConversation("Back again");
+    const { user } = setup(network);
     const alert = await within(nav()).findByRole("alert");
     expect(alert).toHaveTextContent("The server had a problem (request id req-1).");
     broken = false;
@@ -192,10 +193,10 @@ describe("ChatPage", () => {
   });
 
   it("deletes the open conversation after confirming and goes to a new chat", async () => {
-    const server = new FakeServer();
-    server.addConversation("Keep me", [{ role: "user", content: "keep" }]);
-    server.addConversation("Remove me", [{ role: "user", content: "remove" }]);
-    const { user } = setup(server);
+    const network = new FakeNetwork();
+    network.addConversation("Keep me", [{ role: "user", content: "keep" }]);
+    network.addConversation("Remove me", [{ role: "user", content: "remove" }]);
+    const { user } = setup(network);
     await user.click(await within(nav()).findByRole("button", { name: /^Remove me/ }));
     await within(messages()).findByText("remove");
 
@@ -204,16 +205,16 @@ describe("ChatPage", () => {
     await user.click(within(dialog).getByRole("button", { name: "Delete" }));
 
     await waitFor(() => expect(within(nav()).queryByRole("button", { name: /^Remove me/ })).not.toBeInTheDocument());
-    expect(server.count("DELETE", /^\/conversations\//)).toBe(1);
+    expect(network.count("DELETE", /^\/api\/conversations\//)).toBe(1);
     expect(screen.getByRole("heading", { level: 1 })).toHaveTextContent("New chat");
     expect(screen.getByRole("heading", { name: "Ask about your documents" })).toBeInTheDocument();
     expect(within(nav()).getByRole("button", { name: /^Keep me/ })).toBeInTheDocument();
   });
 
   it("refreshes the list when the window regains focus", async () => {
-    const { server } = setup();
+    const { network } = setup();
     await within(nav()).findByText("No conversations yet");
-    server.addConversation("Made in another tab");
+    network.addConversation("Made in another tab");
     const now = Date.now();
     const spy = vi.spyOn(Date, "now").mockReturnValue(now + 5000);
     act(() => void window.dispatchEvent(new Event("focus")));
@@ -222,9 +223,9 @@ describe("ChatPage", () => {
   });
 
   it("toggles the conversation list as an overlay on narrow screens", async () => {
-    const server = new FakeServer();
-    server.addConversation("Somewhere");
-    const { user } = setup(server);
+    const network = new FakeNetwork();
+    network.addConversation("Somewhere");
+    const { user } = setup(network);
     const toggle = screen.getByRole("button", { name: "Conversations" });
     expect(toggle).toHaveAttribute("aria-expanded", "false");
     expect(toggle).toHaveAttribute("aria-controls", nav().id);
@@ -237,39 +238,38 @@ describe("ChatPage", () => {
   });
 
   it("offers Reconnect when the connection drops while following, and resumes", async () => {
-    const server = new FakeServer();
-    const offline = () => Promise.reject(new TypeError("Failed to fetch"));
+    const network = new FakeNetwork();
     let down = true;
-    server.on("GET", /^\/chat\/[^/]+(\/events|\?wait=)/, () => (down ? offline() : undefined), false);
-    const { user } = setup(server);
+    network.on("GET", /^\/api\/chat\/[^/]+(\/events|\?wait=)/, () => (down ? connectionLost() : undefined));
+    const { user } = setup(network);
     await within(nav()).findByText("No conversations yet");
     await user.type(textbox(), "Are you there?{Enter}");
     const answer = await within(messages()).findByRole("article", { name: "FlowChat" });
     await waitFor(() => expect(answer).toHaveTextContent("Lost the connection while the answer was being written."));
-    const jobId = [...server.jobs.keys()][0];
+    const jobId = [...network.jobs.keys()][0];
     expect(JSON.parse(localStorage.getItem(PENDING_KEY)!)).toEqual({
-      [server.conversations[0].id]: { job_id: jobId, question: "Are you there?" },
+      [network.conversations[0].id]: { job_id: jobId, question: "Are you there?" },
     });
 
     down = false;
     await user.click(within(answer).getByRole("button", { name: "Reconnect" }));
-    await waitFor(() => expect(server.stream(jobId)).toBeDefined());
-    act(() => void server.answer(jobId, "Yes."));
+    await waitFor(() => expect(network.stream(jobId)).toBeDefined());
+    act(() => void network.answer(jobId, "Yes."));
     await waitFor(() => expect(answer).toHaveTextContent("Yes."));
   });
 
   it("refreshes the list every 30 seconds while visible", async () => {
     vi.useFakeTimers({ shouldAdvanceTime: true });
     try {
-      const { server } = setup();
+      const { network } = setup();
       await within(nav()).findByText("No conversations yet");
-      const before = server.count("GET", /^\/conversations$/);
-      server.addConversation("Appeared later");
+      const before = network.count("GET", "/api/conversations");
+      network.addConversation("Appeared later");
       await act(async () => void vi.advanceTimersByTime(29_000));
-      expect(server.count("GET", /^\/conversations$/)).toBe(before);
+      expect(network.count("GET", "/api/conversations")).toBe(before);
       await act(async () => void vi.advanceTimersByTime(1_000));
       expect(await within(nav()).findByRole("button", { name: /^Appeared later/ })).toBeInTheDocument();
-      expect(server.count("GET", /^\/conversations$/)).toBe(before + 1);
+      expect(network.count("GET", "/api/conversations")).toBe(before + 1);
     } finally {
       vi.useRealTimers();
     }

@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
 import { citationLabel, stripSourcesBlock } from "./answerText";
 import { Thread } from "./Thread";
-import { citation } from "./testServer";
+import { citation } from "../test/fakeNetwork";
 import type { ViewMessage } from "./types";
 
 const EXTRACTIVE =

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import type { ApiClient } from "../api/client";
 import { ApiError } from "../api/errors";
 import type { ConversationSummary } from "../api/types";
+import { provisionalTitle } from "./answerText";
 
 /** How often the list refreshes while the page is visible. */
 export const LIST_REFRESH_MS = 30_000;
@@ -15,8 +16,8 @@ export interface ConversationList {
   conversations: ConversationSummary[] | null;
   error: unknown;
   refresh: () => Promise<void>;
-  /** Puts a conversation at the top at once (before the server's list says so). */
-  upsert: (conversation: ConversationSummary) => void;
+  /** A question was just sent: its conversation goes to the top at once (before the server's list says so). */
+  noteSent: (conversationId: string, question: string) => void;
   remove: (id: string) => void;
 }
 
@@ -75,13 +76,20 @@ export function useConversations(api: ApiClient, onUnauthorized: () => void): Co
     };
   }, [refresh]);
 
-  const upsert = useCallback((conversation: ConversationSummary) => {
-    setConversations((list) => [conversation, ...(list ?? []).filter((c) => c.id !== conversation.id)].sort(byRecent));
+  const noteSent = useCallback((conversationId: string, question: string) => {
+    setConversations((list) => {
+      const now = new Date().toISOString();
+      const known = list?.find((c) => c.id === conversationId);
+      const conversation = known
+        ? { ...known, updated_at: now, message_count: known.message_count + 1 }
+        : { id: conversationId, title: provisionalTitle(question), message_count: 1, created_at: now, updated_at: now };
+      return [conversation, ...(list ?? []).filter((c) => c.id !== conversationId)].sort(byRecent);
+    });
   }, []);
 
   const remove = useCallback((id: string) => {
     setConversations((list) => (list ? list.filter((c) => c.id !== id) : list));
   }, []);
 
-  return { conversations, error, refresh, upsert, remove };
+  return { conversations, error, refresh, noteSent, remove };
 }

@@ -3,15 +3,15 @@ import userEvent from "@testing-library/user-event";
 import axe from "axe-core";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DocumentsPanel } from "./DocumentsPanel";
-import { FakeServer, FakeXhr, jsonResponse, makeDoc, problem } from "./testing";
+import { FakeNetwork, problem } from "../test/fakeNetwork";
 import { PENDING_REFRESH_MS } from "./useDocuments";
 
-function setup(server: FakeServer) {
+function setup(network: FakeNetwork) {
   const onUnauthorized = vi.fn();
   const onClose = vi.fn();
   const user = userEvent.setup({ advanceTimers: vi.advanceTimersByTime });
   const view = render(
-    <DocumentsPanel id="documents-panel" api={server.api} onUnauthorized={onUnauthorized} onClose={onClose} />,
+    <DocumentsPanel id="documents-panel" api={network.client()} onUnauthorized={onUnauthorized} onClose={onClose} />,
   );
   return { user, onUnauthorized, onClose, ...view };
 }
@@ -20,30 +20,26 @@ function section(name: string): HTMLElement {
   return screen.getByRole("region", { name });
 }
 
-function withDocuments(): FakeServer {
-  const server = new FakeServer();
-  server.documents = [
-    makeDoc({ id: "p1", name: "handbook.pdf", scope: "private", status: "indexed", chunks: 12, pages: 4, size_bytes: 183412 }),
-    makeDoc({ id: "p2", name: "notes.md", scope: "private", status: "pending", chunks: 0, size_bytes: 2048 }),
-    makeDoc({ id: "p3", name: "broken.pdf", scope: "private", status: "failed", error: "no text found", chunks: 0 }),
-    makeDoc({ id: "s1", name: "faq.md", scope: "shared", origin: "folder", status: "indexed", chunks: 3 }),
-  ];
-  return server;
+function withDocuments(): FakeNetwork {
+  const network = new FakeNetwork();
+  network.addDocument({ id: "p1", name: "handbook.pdf", scope: "private", status: "indexed", chunks: 12, pages: 4, size_bytes: 183412 });
+  network.addDocument({ id: "p2", name: "notes.md", scope: "private", status: "pending", chunks: 0, size_bytes: 2048 });
+  network.addDocument({ id: "p3", name: "broken.pdf", scope: "private", status: "failed", error: "no text found", chunks: 0 });
+  network.addDocument({ id: "s1", name: "faq.md", scope: "shared", origin: "folder", status: "indexed", chunks: 3 });
+  return network;
 }
 
 beforeEach(() => {
   vi.useFakeTimers({ shouldAdvanceTime: true });
-  FakeXhr.install();
 });
 
 afterEach(() => {
-  FakeXhr.uninstall();
   vi.useRealTimers();
 });
 
 describe("DocumentsPanel lists", () => {
   it("is an aside labelled by its Documents heading", async () => {
-    setup(new FakeServer());
+    setup(new FakeNetwork());
     const aside = screen.getByRole("complementary", { name: "Documents" });
     expect(aside).toHaveAttribute("id", "documents-panel");
     expect(screen.getByRole("heading", { level: 2, name: "Documents" })).toBeInTheDocument();
@@ -51,8 +47,8 @@ describe("DocumentsPanel lists", () => {
   });
 
   it("shows a loading state, then my and shared documents apart", async () => {
-    const server = withDocuments();
-    setup(server);
+    const network = withDocuments();
+    setup(network);
     expect(within(section("My documents")).getByText("Loading documents…")).toBeInTheDocument();
 
     const mine = await within(section("My documents")).findAllByRole("listitem");
@@ -72,14 +68,14 @@ describe("DocumentsPanel lists", () => {
   });
 
   it("shows both empty states", async () => {
-    setup(new FakeServer());
+    setup(new FakeNetwork());
     expect(await screen.findByText("No documents yet — upload one to ask questions about it.")).toBeInTheDocument();
     expect(screen.getByText("No shared documents.")).toBeInTheDocument();
   });
 
   it("deletes a document of mine after confirmation", async () => {
-    const server = withDocuments();
-    const { user } = setup(server);
+    const network = withDocuments();
+    const { user } = setup(network);
     await user.click(await screen.findByRole("button", { name: "Delete handbook.pdf" }));
 
     const dialog = screen.getByRole("dialog", { name: "Delete document?" });
@@ -87,24 +83,24 @@ describe("DocumentsPanel lists", () => {
     expect(within(dialog).getByRole("button", { name: "Cancel" })).toHaveFocus();
     await user.click(within(dialog).getByRole("button", { name: "Cancel" }));
     expect(screen.queryByRole("dialog")).not.toBeInTheDocument();
-    expect(server.count("DELETE", "/api/documents/p1")).toBe(0);
+    expect(network.count("DELETE", "/api/documents/p1")).toBe(0);
 
     await user.click(screen.getByRole("button", { name: "Delete handbook.pdf" }));
     await user.click(within(screen.getByRole("dialog")).getByRole("button", { name: "Delete" }));
     expect(screen.queryByRole("dialog")).not.toBeInTheDocument();
     expect(screen.queryByText("handbook.pdf")).not.toBeInTheDocument();
-    await waitFor(() => expect(server.count("DELETE", "/api/documents/p1")).toBe(1));
+    await waitFor(() => expect(network.count("DELETE", "/api/documents/p1")).toBe(1));
     await waitFor(() => expect(screen.getByRole("status")).toHaveTextContent("handbook.pdf deleted"));
     expect(screen.getByRole("heading", { name: "My documents" })).toHaveFocus();
     // The list is fetched again afterwards and the document stays gone.
-    await waitFor(() => expect(server.count("GET", "/api/documents")).toBeGreaterThanOrEqual(2));
+    await waitFor(() => expect(network.count("GET", "/api/documents")).toBeGreaterThanOrEqual(2));
     expect(screen.queryByText("handbook.pdf")).not.toBeInTheDocument();
   });
 
   it("puts the document back when the delete fails", async () => {
-    const server = withDocuments();
-    server.deleteOverrides.push(() => jsonResponse(500, problem(500, { request_id: "req-7" })));
-    const { user } = setup(server);
+    const network = withDocuments();
+    network.once("DELETE", "/api/documents/p2", problem(500, { request_id: "req-7" }));
+    const { user } = setup(network);
     await user.click(await screen.findByRole("button", { name: "Delete notes.md" }));
     await user.click(within(screen.getByRole("dialog")).getByRole("button", { name: "Delete" }));
 
@@ -117,9 +113,9 @@ describe("DocumentsPanel lists", () => {
   });
 
   it("shows list errors with a Retry button", async () => {
-    const server = withDocuments();
-    server.listOverrides.push(() => jsonResponse(503, problem(503)));
-    const { user } = setup(server);
+    const network = withDocuments();
+    network.once("GET", "/api/documents", problem(503));
+    const { user } = setup(network);
     const alert = await screen.findByRole("alert");
     expect(alert).toHaveTextContent("The service is temporarily unavailable. Try again in a few seconds.");
     await user.click(within(alert).getByRole("button", { name: "Retry" }));
@@ -128,32 +124,33 @@ describe("DocumentsPanel lists", () => {
   });
 
   it("calls onUnauthorized when the list answers 401", async () => {
-    const server = new FakeServer();
-    server.listOverrides.push(() => jsonResponse(401, problem(401)));
-    const { onUnauthorized } = setup(server);
+    const network = new FakeNetwork();
+    network.signIn("Ana");
+    network.expireSessions();
+    const { onUnauthorized } = setup(network);
     await waitFor(() => expect(onUnauthorized).toHaveBeenCalled());
   });
 
   it("refreshes every 15 s while a document is pending, and stops after", async () => {
-    const server = withDocuments();
-    setup(server);
+    const network = withDocuments();
+    setup(network);
     await screen.findByRole("button", { name: "Delete notes.md" });
-    expect(server.count("GET", "/api/documents")).toBe(1);
+    expect(network.count("GET", "/api/documents")).toBe(1);
 
-    server.setStatus("p2", { status: "indexed", chunks: 5 });
+    network.updateDocument("p2", { status: "indexed", chunks: 5 });
     await act(() => vi.advanceTimersByTimeAsync(PENDING_REFRESH_MS));
-    expect(server.count("GET", "/api/documents")).toBe(2);
+    expect(network.count("GET", "/api/documents")).toBe(2);
     await waitFor(() =>
       expect(screen.getByRole("button", { name: "Delete notes.md" }).closest("li")).toHaveTextContent("Indexed · 5 chunks"),
     );
     await act(() => vi.advanceTimersByTimeAsync(PENDING_REFRESH_MS * 2));
-    expect(server.count("GET", "/api/documents")).toBe(2);
+    expect(network.count("GET", "/api/documents")).toBe(2);
   });
 });
 
 describe("DocumentsPanel", () => {
   it("closes with the Close button and with Escape", async () => {
-    const { user, onClose } = setup(new FakeServer());
+    const { user, onClose } = setup(new FakeNetwork());
     await user.click(screen.getByRole("button", { name: "Close" }));
     expect(onClose).toHaveBeenCalledTimes(1);
     await user.click(screen.getByRole("button", { name: "Upload documents" }));
@@ -171,8 +168,8 @@ describe("DocumentsPanel", () => {
   });
 
   it("has no positive tabindex and no axe violations", async () => {
-    const server = withDocuments();
-    const { user, container } = setup(server);
+    const network = withDocuments();
+    const { user, container } = setup(network);
     await screen.findByRole("button", { name: "Delete handbook.pdf" });
     await user.upload(screen.getByLabelText("Choose files to upload"), [
       new File(["hi"], "ok.md"),

@@ -5,34 +5,21 @@
 use bytes::Bytes;
 use flowchat_domain::model::{Job, JobResult, JobStatus, title_from_first_message};
 use flowchat_domain::{ConversationId, JobId, MessageText, Nickname, SessionId, Timestamp};
-use flowchat_store::{ChatSubmission, ConversationTarget, RateCheck, RateRule, SubmitOutcome};
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use flowchat_store::{ChatSubmission, ConversationTarget, RateCheck, SubmitOutcome};
+use http::{Request, Response, StatusCode};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
-use crate::auth::{is_admin, optional_session, require_session};
+use crate::auth::{optional_session, require_actor, require_session};
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::request::{client_ip, json_body, query_param};
-use crate::response::json;
+use crate::policy::{ip_write_check, session_chat_check, visible_job};
+use crate::request::{json_body, query_param};
+use crate::response::{Body, json, no_store, with_location};
+use crate::views::{ChatCompletion, ChatJob, CompletionSource, SubmittedChat};
 
 /// The longest `wait` a client may ask for, in seconds (under the usual
 /// 30 s proxy and function timeouts).
 pub(crate) const MAX_WAIT_SECS: u64 = 25;
-
-pub(crate) fn ip_write_check(ctx: &AppContext, req: &Request<Bytes>) -> RateCheck {
-    RateCheck {
-        key: format!("write:ip:{}", client_ip(req)),
-        rule: RateRule::per_minute(ctx.config.rate_limits.ip_writes_per_minute),
-    }
-}
-
-fn session_chat_check(ctx: &AppContext, session: &SessionId) -> RateCheck {
-    RateCheck {
-        key: format!("chat:session:{session}"),
-        rule: RateRule::per_minute(ctx.config.rate_limits.chat_per_minute),
-    }
-}
 
 #[derive(Deserialize)]
 struct SubmitBody {
@@ -91,7 +78,7 @@ fn parse_conversation_id(raw: Option<String>) -> Result<Option<ConversationId>, 
 pub(crate) async fn submit(
     ctx: &AppContext,
     req: &Request<Bytes>,
-) -> Result<Response<Bytes>, ApiError> {
+) -> Result<Response<Body>, ApiError> {
     let claims = require_session(ctx, req)?;
     let body: SubmitBody = json_body(req)?;
     let message = MessageText::parse(&body.message)?;
@@ -103,18 +90,15 @@ pub(crate) async fn submit(
     let (job, conversation_id) =
         submit_message(ctx, &claims.session_id, message, conversation, checks).await?;
 
-    let mut response = json(
+    let response = json(
         StatusCode::ACCEPTED,
-        &json!({
-            "job_id": job.id,
-            "conversation_id": conversation_id,
-            "status": job.status,
-        }),
+        &SubmittedChat {
+            job_id: &job.id,
+            conversation_id: &conversation_id,
+            status: job.status,
+        },
     );
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/chat/{}", job.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(with_location(response, format!("/api/chat/{}", job.id)))
 }
 
 /// Polls the job until its status or streamed partial text changes, or
@@ -144,50 +128,14 @@ async fn wait_for_change(
     Ok(job)
 }
 
-pub(crate) fn job_view(job: &Job) -> Value {
-    let mut view = json!({
-        "job_id": job.id,
-        "kind": job.kind,
-        "status": job.status,
-        "attempts": job.attempts,
-        "error": job.error,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-    });
-    if let Some(conversation_id) = job.conversation_id() {
-        view["conversation_id"] = json!(conversation_id);
-    }
-    match &job.result {
-        Some(JobResult::Chat(answer)) => {
-            view["answer"] = json!(answer.answer);
-            view["citations"] = json!(answer.citations);
-            view["mode"] = json!(answer.mode);
-        }
-        Some(JobResult::Ingest(report)) => view["report"] = json!(report),
-        None => {
-            view["answer"] = Value::Null;
-            view["citations"] = json!([]);
-            if let Some(partial) = &job.partial {
-                view["partial"] = json!(partial);
-            }
-        }
-    }
-    view
-}
-
 /// `GET /api/chat/{job_id}?wait=N`: only the job's owner (or an operator)
 /// may read it; anyone else gets the same 404 as for a missing job.
 pub(crate) async fn get_job(
     ctx: &AppContext,
     req: &Request<Bytes>,
     raw_id: &str,
-) -> Result<Response<Bytes>, ApiError> {
-    let admin = is_admin(ctx, req);
-    let claims = if admin {
-        None
-    } else {
-        Some(require_session(ctx, req)?)
-    };
+) -> Result<Response<Body>, ApiError> {
+    let actor = require_actor(ctx, req)?;
     let id = JobId::parse(raw_id, "job_id")?;
     let wait_secs = match query_param(req, "wait") {
         None => 0,
@@ -204,24 +152,14 @@ pub(crate) async fn get_job(
             })?,
     };
 
-    let not_found = || ApiError::NotFound("no such job".to_owned());
-    let job = ctx.store.get_job(&id).await?.ok_or_else(not_found)?;
-    if let Some(claims) = &claims
-        && job.owner.as_ref() != Some(&claims.session_id)
-    {
-        return Err(not_found());
-    }
+    let job = visible_job(ctx, &id, &actor).await?;
     let job = if wait_secs > 0 {
         let deadline = ctx.platform.now().plus_secs(wait_secs as i64);
         wait_for_change(ctx, job, deadline).await?
     } else {
         job
     };
-    let mut response = json(StatusCode::OK, &job_view(&job));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(no_store(json(StatusCode::OK, &ChatJob::from(&job))))
 }
 
 #[derive(Deserialize)]
@@ -239,7 +177,7 @@ struct CompletionsBody {
 pub(crate) async fn completions(
     ctx: &AppContext,
     req: &Request<Bytes>,
-) -> Result<Response<Bytes>, ApiError> {
+) -> Result<Response<Body>, ApiError> {
     let claims = optional_session(ctx, req)?;
     let body: CompletionsBody = json_body(req)?;
     let message = MessageText::parse(&body.message)?;
@@ -285,16 +223,16 @@ pub(crate) async fn completions(
     match (&job.status, &job.result) {
         (JobStatus::Succeeded, Some(JobResult::Chat(answer))) => Ok(json(
             StatusCode::OK,
-            &json!({
-                "conversation_id": conversation_id,
-                "response": answer.answer,
-                "context": answer.citations.iter().map(|c| json!({
-                    "document_id": c.document_id,
-                    "score": c.score,
-                    "content": c.excerpt,
-                })).collect::<Vec<_>>(),
-                "created_at": job.updated_at,
-            }),
+            &ChatCompletion {
+                conversation_id: &conversation_id,
+                response: &answer.answer,
+                context: answer
+                    .citations
+                    .iter()
+                    .map(CompletionSource::from)
+                    .collect(),
+                created_at: job.updated_at,
+            },
         )),
         (JobStatus::Failed, _) => Err(ApiError::UpstreamFailed(format!(
             "the assistant could not answer (job {}): {}",

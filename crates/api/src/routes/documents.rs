@@ -10,56 +10,23 @@ use flowchat_domain::model::{
 };
 use flowchat_domain::{DocumentId, JobId};
 use flowchat_store::{NewJob, UPLOAD_PART_BYTES, UploadOutcome, UploadSubmission, upload_parts};
-use http::{HeaderValue, Request, Response, StatusCode, header};
-use serde_json::{Value, json};
+use http::{Request, Response, StatusCode};
 
-use crate::auth::{is_admin, optional_session, require_admin, require_session};
+use crate::auth::{Actor, optional_actor, optional_session, require_actor, require_admin};
+use crate::body::MULTIPART_OVERHEAD_BYTES;
 use crate::context::AppContext;
 use crate::error::ApiError;
+use crate::policy::{document_not_found, ip_write_check, visible_document};
 use crate::request::{content_type, unsupported_content_type};
-use crate::response::json;
-use crate::routes::chat::ip_write_check;
+use crate::response::{Body, json, no_store, with_location};
 use crate::upload;
-
-/// Whether `path` is one of the upload routes (for [`crate::body_limit`]).
-pub(crate) fn is_upload_path(path: &str) -> bool {
-    matches!(
-        path.trim_end_matches('/'),
-        "/api/documents" | "/api/documents/upload"
-    )
-}
-
-fn document_view(doc: &DocumentRecord) -> Value {
-    json!({
-        "id": doc.id,
-        "name": doc.name,
-        "scope": match doc.owner { DocumentOwner::Shared => "shared", DocumentOwner::Session(_) => "private" },
-        "status": doc.status,
-        "chunks": doc.chunks,
-        "pages": doc.pages,
-        "origin": doc.origin,
-        "size_bytes": doc.size_bytes,
-        "error": doc.error,
-        "updated_at": doc.updated_at,
-    })
-}
-
-fn not_found() -> ApiError {
-    ApiError::NotFound("no such document".to_owned())
-}
-
-fn with_location(mut response: Response<Bytes>, location: String) -> Response<Bytes> {
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
+use crate::views::{DeletedDocument, DocumentList, DocumentView, QueuedJob, UploadResult};
 
 /// `GET /api/documents`: without a token, the shared set only.
 pub(crate) async fn list(
     ctx: &AppContext,
     req: &Request<Bytes>,
-) -> Result<Response<Bytes>, ApiError> {
+) -> Result<Response<Body>, ApiError> {
     let claims = optional_session(ctx, req)?;
     let documents = ctx
         .store
@@ -67,7 +34,9 @@ pub(crate) async fn list(
         .await?;
     Ok(json(
         StatusCode::OK,
-        &json!({ "documents": documents.iter().map(document_view).collect::<Vec<_>>() }),
+        &DocumentList {
+            documents: documents.iter().map(DocumentView::from).collect(),
+        },
     ))
 }
 
@@ -76,7 +45,7 @@ pub(crate) async fn list(
 pub(crate) async fn ingest(
     ctx: &AppContext,
     req: &Request<Bytes>,
-) -> Result<Response<Bytes>, ApiError> {
+) -> Result<Response<Body>, ApiError> {
     require_admin(ctx, req)?;
     let job = ctx
         .store
@@ -90,47 +59,18 @@ pub(crate) async fn ingest(
     tracing::info!(job_id = %job.id, "shared folder re-scan queued");
     let response = json(
         StatusCode::ACCEPTED,
-        &json!({"job_id": job.id, "status": job.status}),
+        &QueuedJob {
+            job_id: &job.id,
+            status: job.status,
+        },
     );
     Ok(with_location(response, format!("/api/chat/{}", job.id)))
 }
 
-/// Who is acting on documents: an operator (admin token) or a session.
-enum Actor {
-    Admin,
-    Session(flowchat_domain::SessionId),
-}
-
-impl Actor {
-    fn job_owner(&self) -> Option<flowchat_domain::SessionId> {
-        match self {
-            Actor::Admin => None,
-            Actor::Session(id) => Some(id.clone()),
-        }
-    }
-}
-
-/// The admin token, else a session token (required).
-fn require_actor(ctx: &AppContext, req: &Request<Bytes>) -> Result<Actor, ApiError> {
-    if is_admin(ctx, req) {
-        Ok(Actor::Admin)
-    } else {
-        Ok(Actor::Session(require_session(ctx, req)?.session_id))
-    }
-}
-
 /// The answer for an upload whose document already exists: nothing new
 /// was stored or queued.
-fn existing(doc: &DocumentRecord) -> Response<Bytes> {
-    json(
-        StatusCode::OK,
-        &json!({
-            "document_id": doc.id,
-            "job_id": null,
-            "status": doc.status,
-            "document": document_view(doc),
-        }),
-    )
+fn existing(doc: &DocumentRecord) -> Response<Body> {
+    json(StatusCode::OK, &UploadResult::new(doc, None))
 }
 
 /// `POST /api/documents` (and `/api/documents/upload`): one file in the
@@ -145,7 +85,7 @@ fn existing(doc: &DocumentRecord) -> Response<Bytes> {
 pub(crate) async fn upload(
     ctx: &AppContext,
     req: &Request<Bytes>,
-) -> Result<Response<Bytes>, ApiError> {
+) -> Result<Response<Body>, ApiError> {
     let actor = require_actor(ctx, req)?;
     let (sent, essence) = content_type(req);
     if essence != "multipart/form-data" {
@@ -157,19 +97,16 @@ pub(crate) async fn upload(
     let limit = ctx.config.max_upload_bytes;
     // An adapter already capped the body; a runtime that did not is still
     // refused here.
-    if req.body().len() > limit + crate::MULTIPART_OVERHEAD_BYTES {
+    if req.body().len() > limit + MULTIPART_OVERHEAD_BYTES {
         return Err(ApiError::PayloadTooLarge {
-            limit: limit + crate::MULTIPART_OVERHEAD_BYTES,
+            limit: limit + MULTIPART_OVERHEAD_BYTES,
         });
     }
     let part = upload::read_file_part(sent, req.body().clone(), limit).await?;
     let (name, format) = upload::sanitise_filename(part.filename.as_deref())?;
     upload::check_content(&name, format, &part.bytes)?;
 
-    let owner = match &actor {
-        Actor::Admin => DocumentOwner::Shared,
-        Actor::Session(id) => DocumentOwner::Session(id.clone()),
-    };
+    let owner = actor.document_owner();
     let id = DocumentId::for_upload(&owner, &part.bytes);
     if let Some(doc) = ctx.store.get_document(&id).await?
         && doc.status != DocumentStatus::Failed
@@ -216,12 +153,7 @@ pub(crate) async fn upload(
             tracing::info!(document_id = %record.id, job_id = %job.id, size_bytes, "upload queued for indexing");
             let response = json(
                 StatusCode::ACCEPTED,
-                &json!({
-                    "document_id": record.id,
-                    "job_id": job.id,
-                    "status": record.status,
-                    "document": document_view(&record),
-                }),
+                &UploadResult::new(&record, Some(&job.id)),
             );
             Ok(with_location(
                 response,
@@ -252,40 +184,16 @@ async fn discard_parts(ctx: &AppContext, id: &DocumentId, size_bytes: u64) {
     }
 }
 
-/// The document `raw_id` if `actor` may see it: shared documents are
-/// visible to everyone, private ones to their session (and operators).
-async fn visible_document(
-    ctx: &AppContext,
-    raw_id: &str,
-    viewer: Option<&Actor>,
-) -> Result<DocumentRecord, ApiError> {
-    let id = DocumentId::parse(raw_id, "document_id")?;
-    let doc = ctx.store.get_document(&id).await?.ok_or_else(not_found)?;
-    let visible = match (&doc.owner, viewer) {
-        (DocumentOwner::Shared, _) | (_, Some(Actor::Admin)) => true,
-        (DocumentOwner::Session(owner), Some(Actor::Session(viewer))) => owner == viewer,
-        (DocumentOwner::Session(_), None) => false,
-    };
-    if visible { Ok(doc) } else { Err(not_found()) }
-}
-
 /// `GET /api/documents/{id}` (session optional).
 pub(crate) async fn get(
     ctx: &AppContext,
     req: &Request<Bytes>,
     raw_id: &str,
-) -> Result<Response<Bytes>, ApiError> {
-    let viewer = if is_admin(ctx, req) {
-        Some(Actor::Admin)
-    } else {
-        optional_session(ctx, req)?.map(|c| Actor::Session(c.session_id))
-    };
-    let doc = visible_document(ctx, raw_id, viewer.as_ref()).await?;
-    let mut response = json(StatusCode::OK, &document_view(&doc));
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+) -> Result<Response<Body>, ApiError> {
+    let viewer = optional_actor(ctx, req)?;
+    let id = DocumentId::parse(raw_id, "document_id")?;
+    let doc = visible_document(ctx, &id, viewer.as_ref()).await?;
+    Ok(no_store(json(StatusCode::OK, &DocumentView::from(&doc))))
 }
 
 /// `DELETE /api/documents/{id}`: a session deletes its own private
@@ -295,9 +203,10 @@ pub(crate) async fn delete(
     ctx: &AppContext,
     req: &Request<Bytes>,
     raw_id: &str,
-) -> Result<Response<Bytes>, ApiError> {
+) -> Result<Response<Body>, ApiError> {
     let actor = require_actor(ctx, req)?;
-    let doc = visible_document(ctx, raw_id, Some(&actor)).await?;
+    let id = DocumentId::parse(raw_id, "document_id")?;
+    let doc = visible_document(ctx, &id, Some(&actor)).await?;
     if doc.owner == DocumentOwner::Shared && !matches!(actor, Actor::Admin) {
         return Err(ApiError::Forbidden(
             "shared documents can only be deleted with the admin token".to_owned(),
@@ -314,12 +223,16 @@ pub(crate) async fn delete(
     let job_id = job.id.clone();
     if !ctx.store.delete_document(&doc.id, job).await? {
         // Deleted by someone else meanwhile.
-        return Err(not_found());
+        return Err(document_not_found());
     }
     tracing::info!(document_id = %doc.id, job_id = %job_id, "document deleted; index clean-up queued");
     let response = json(
         StatusCode::ACCEPTED,
-        &json!({"document_id": doc.id, "job_id": job_id, "status": "deleting"}),
+        &DeletedDocument {
+            document_id: &doc.id,
+            job_id: &job_id,
+            status: "deleting",
+        },
     );
     Ok(with_location(response, format!("/api/chat/{job_id}")))
 }

@@ -16,13 +16,14 @@ use flowchat_domain::{JobId, Timestamp};
 use flowchat_store::Store;
 use futures_util::stream;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::auth::{is_admin, require_session};
+use crate::auth::require_actor;
 use crate::context::{AppContext, Platform};
 use crate::error::ApiError;
-use crate::response::{Body, EventStream};
-use crate::routes::chat::job_view;
+use crate::policy::visible_job;
+use crate::response::{Body, EventStream, no_store};
+use crate::views::{ChatJob, JobProgress, PartialText, StreamEnd};
 
 /// How long one connection follows the job before the client must reconnect.
 pub(crate) const STREAM_SECS: i64 = 25;
@@ -36,19 +37,9 @@ pub(crate) async fn open(
     req: &Request<Bytes>,
     raw_id: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let owner = if is_admin(ctx, req) {
-        None
-    } else {
-        Some(require_session(ctx, req)?.session_id)
-    };
+    let actor = require_actor(ctx, req)?;
     let id = JobId::parse(raw_id, "job_id")?;
-    let not_found = || ApiError::NotFound("no such job".to_owned());
-    let job = ctx.store.get_job(&id).await?.ok_or_else(not_found)?;
-    if let Some(owner) = &owner
-        && job.owner.as_ref() != Some(owner)
-    {
-        return Err(not_found());
-    }
+    let job = visible_job(ctx, &id, &actor).await?;
 
     let follower = Follower {
         store: ctx.store.clone(),
@@ -69,10 +60,9 @@ pub(crate) async fn open(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Tells nginx-style proxies not to buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    Ok(no_store(response))
 }
 
 /// What this connection has already told the client.
@@ -128,7 +118,12 @@ impl Follower {
                         Ok(Some(job)) => job,
                         Ok(None) => {
                             self.finished = true;
-                            return Some(event("gone", &json!({"detail": "the job has expired"})));
+                            return Some(event(
+                                "gone",
+                                &StreamEnd {
+                                    detail: "the job has expired",
+                                },
+                            ));
                         }
                         Err(error) => {
                             // The client reconnects (retry: 1000) and resumes.
@@ -136,7 +131,9 @@ impl Follower {
                             self.finished = true;
                             return Some(event(
                                 "unavailable",
-                                &json!({"detail": "the store is unavailable; reconnect to continue"}),
+                                &StreamEnd {
+                                    detail: "the store is unavailable; reconnect to continue",
+                                },
                             ));
                         }
                     }
@@ -160,16 +157,20 @@ impl Follower {
             self.sent.attempts = job.attempts;
             out.extend(event(
                 "status",
-                &json!({"status": job.status, "attempts": job.attempts, "error": job.error}),
+                &JobProgress {
+                    status: job.status,
+                    attempts: job.attempts,
+                    error: job.error.as_deref(),
+                },
             ));
         }
         match job.status {
             JobStatus::Succeeded => {
-                out.extend(event("answer", &job_view(job)));
+                out.extend(event("answer", &ChatJob::from(job)));
                 self.finished = true;
             }
             JobStatus::Failed => {
-                out.extend(event("failed", &job_view(job)));
+                out.extend(event("failed", &ChatJob::from(job)));
                 self.finished = true;
             }
             JobStatus::Queued | JobStatus::Running => {
@@ -177,7 +178,7 @@ impl Follower {
                 // client to clear what the failed attempt had streamed.
                 let partial = job.partial.clone().unwrap_or_default();
                 if self.sent.partial.as_deref().unwrap_or_default() != partial {
-                    out.extend(event("partial", &json!({"text": partial})));
+                    out.extend(event("partial", &PartialText { text: &partial }));
                     self.sent.partial = Some(partial);
                 }
             }
@@ -186,8 +187,10 @@ impl Follower {
     }
 }
 
-fn event(name: &str, data: &Value) -> Bytes {
-    // JSON never contains a raw newline, so one `data:` line carries it.
+fn event<T: Serialize>(name: &str, data: &T) -> Bytes {
+    // Compact JSON never contains a raw newline, so one `data:` line carries
+    // it; serialising our own views cannot fail.
+    let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned());
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flowchat_devserver::{RunningServer, ServerOptions, start};
-use flowchat_domain::config::Config;
 use serde_json::{Value, json};
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
@@ -86,7 +85,7 @@ impl Builder {
             .or_insert("1000".into());
         vars.entry("RATE_LIMIT_IP_PER_MINUTE".into())
             .or_insert("1000".into());
-        let config = Config::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        let config = flowchat_config::drain_config(|k| vars.get(k).cloned()).unwrap();
         let server = start(
             config,
             ServerOptions {
@@ -94,7 +93,6 @@ impl Builder {
                 port: 0,
                 web_dir: self.web_dir,
                 drain_concurrency: self.drain_concurrency,
-                env_overrides: vars.clone(),
             },
         )
         .await?;

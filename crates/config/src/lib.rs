@@ -1,0 +1,35 @@
+//! FlowChat's configuration, read in one place.
+//!
+//! Every environment variable any FlowChat process reads is parsed here,
+//! through one reader ([`Env`]) with one error type
+//! ([`flowchat_domain::ConfigError`], which names the variable), into the
+//! plain settings structs the other crates take as arguments: no other crate
+//! reads the environment. The lookup is injected — the process environment
+//! natively, `env.var`/`env.secret` in a Cloudflare Worker, a map in tests —
+//! so this crate builds for wasm32.
+//!
+//! Each process reads only what it uses: the API functions read
+//! [`app_config`] and [`upstash_config`]; the drain and the dev server also
+//! read the language-model settings (feature `llm`) and the Chroma settings
+//! (feature `chroma`), together as [`drain_config`] (feature `drain`).
+
+mod app;
+#[cfg(feature = "chroma")]
+mod chroma;
+#[cfg(feature = "drain")]
+mod drain;
+mod env;
+#[cfg(feature = "llm")]
+mod llm;
+mod upstash;
+
+pub use app::app_config;
+#[cfg(feature = "chroma")]
+pub use chroma::chroma_settings;
+#[cfg(feature = "drain")]
+pub use drain::{DrainConfig, drain_config};
+pub use env::Env;
+pub use flowchat_domain::ConfigError;
+#[cfg(feature = "llm")]
+pub use llm::llm_settings;
+pub use upstash::upstash_config;

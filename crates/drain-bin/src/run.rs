@@ -1,0 +1,101 @@
+//! Draining: as a cron job (`--once`) or a worker (`--follow`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowchat_config::DrainConfig;
+use flowchat_drain::{Drain, DrainIdentity};
+use tokio::sync::watch;
+
+use crate::RunArgs;
+use crate::error::CliError;
+
+/// The store and a drain over it, assembled the way every command of this
+/// binary that processes jobs needs them.
+pub async fn open_drain(
+    config: &DrainConfig,
+    worker_id: String,
+    concurrency: u32,
+) -> Result<Arc<Drain>, CliError> {
+    let store = flowchat_startup::open_store(&config.app, config.upstash.clone()).await?;
+    flowchat_startup::ensure_data_dir(&config.app)?;
+    let platform = Arc::new(flowchat_startup::NativePlatform);
+    let identity = DrainIdentity {
+        worker_id,
+        concurrency,
+    };
+    Ok(flowchat_drain::assemble(config, store, platform, identity).await?)
+}
+
+pub async fn drain(config: DrainConfig, args: &RunArgs) -> Result<(), CliError> {
+    let worker_id = format!(
+        "drain-{}-{}",
+        flowchat_startup::env_var("HOSTNAME").unwrap_or_else(|| "local".to_owned()),
+        std::process::id()
+    );
+    let drain = open_drain(&config, worker_id, args.concurrency).await?;
+    // After an embedding-model change, bring every document's vectors to
+    // the configured model before answering (vectors are never mixed, so
+    // until then vector search would see only re-embedded documents).
+    if let Some(embedder) = drain.embedder() {
+        match flowchat_knowledge::embed_missing(drain.index().as_ref(), embedder.as_ref()).await {
+            Ok(0) => {}
+            Ok(documents) => tracing::info!(
+                documents,
+                model = embedder.model(),
+                "documents embedded with the configured model"
+            ),
+            Err(error) => tracing::warn!(
+                %error,
+                "not every document could be embedded yet; the next start or folder scan retries"
+            ),
+        }
+    }
+    let shutdown = shutdown_on_signal();
+
+    if args.once {
+        let budget = Duration::from_secs(args.max_seconds);
+        match drain.run_until_idle_or_shutdown(budget, shutdown).await {
+            Ok(outcome) => {
+                tracing::info!(
+                    claimed = outcome.claimed,
+                    succeeded = outcome.succeeded,
+                    retried = outcome.retried,
+                    dead_lettered = outcome.dead_lettered,
+                    released = outcome.released,
+                    "drain finished"
+                );
+            }
+            // The next scheduled run tries again; a cron job failing here
+            // would only add noise to an outage the readiness check shows.
+            Err(e) => tracing::error!(error = %e, "the store failed; stopping this run"),
+        }
+    } else {
+        drain.run(shutdown).await;
+    }
+    Ok(())
+}
+
+/// Turns true on SIGTERM (what Render, Kubernetes and systemd send) or SIGINT.
+fn shutdown_on_signal() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = terminate => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        }
+        let _ = sender.send(true);
+    });
+    receiver
+}
