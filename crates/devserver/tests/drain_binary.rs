@@ -161,6 +161,38 @@ async fn once_drains_the_queue_then_exits() {
     app.server.unwrap().stop().await;
 }
 
+/// A first deploy needs no admin call: every start scans the shared folder
+/// (by content hash) before answering, `--once` included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_start_indexes_the_shared_folder_before_answering() {
+    let app = app().drain_concurrency(0).spawn().await;
+    common::write_doc(
+        &app.docs,
+        "parking.md",
+        "# Parking\n\nVisitors park on level minus two; the barrier code is 4711.\n",
+    );
+    let (token, _) = app.session("ana").await;
+    let id = app
+        .submit(&token, "What is the parking barrier code?")
+        .await;
+
+    let output = run(&app, &["--once"]);
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{logs}");
+    assert!(logs.contains("shared documents folder indexed"), "{logs}");
+    let answered = job(&app, &token, &id).await;
+    assert_eq!(answered["status"], "succeeded", "{answered}");
+    assert_eq!(cited_sources(&answered)[0], "parking.md", "{answered}");
+    assert!(answered.to_string().contains("4711"), "{answered}");
+
+    // An unchanged folder: nothing is indexed again.
+    let again = run(&app, &["--once"]);
+    let logs = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{logs}");
+    assert!(logs.contains("\"added\":0"), "{logs}");
+    app.server.unwrap().stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_are_listed_and_replayed() {
     let fake = FakeFlow::start().await;

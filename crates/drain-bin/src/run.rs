@@ -34,6 +34,24 @@ pub async fn drain(config: DrainConfig, args: &RunArgs) -> Result<(), CliError> 
         std::process::id()
     );
     let drain = open_drain(&config, worker_id, args.concurrency).await?;
+    // The shared folder first, on every start: a first deploy answers from
+    // it with no admin call, and an unchanged folder costs a read per file.
+    match drain.index_shared_folder().await {
+        Ok(report) => tracing::info!(
+            folder = %config.app.documents_path,
+            added = report.added,
+            updated = report.updated,
+            unchanged = report.unchanged,
+            removed = report.removed,
+            failed = report.failed.len(),
+            "shared documents folder indexed"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            folder = %config.app.documents_path,
+            "the shared documents folder could not be indexed; answering from the index as it is"
+        ),
+    }
     // After an embedding-model change, bring every document's vectors to
     // the configured model before answering (vectors are never mixed, so
     // until then vector search would see only re-embedded documents).

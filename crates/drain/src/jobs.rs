@@ -121,7 +121,7 @@ pub(crate) async fn run(
             .map(Outcome::Chat),
         JobPayload::IngestSharedFolder => ingest_shared_folder(env, env.clock.now())
             .await
-            .map(Outcome::Other),
+            .map(|report| Outcome::Other(JobResult::Ingest(report))),
         JobPayload::IngestUpload {
             document_id,
             name,
@@ -399,7 +399,10 @@ async fn flush_progress(
 }
 
 /// Brings the index and the catalog in step with the shared folder.
-async fn ingest_shared_folder(env: &JobEnv<'_>, now: Timestamp) -> Result<JobResult, JobError> {
+pub(crate) async fn ingest_shared_folder(
+    env: &JobEnv<'_>,
+    now: Timestamp,
+) -> Result<IngestReport, JobError> {
     let uploads: std::collections::HashSet<DocumentId> = env
         .store
         .list_documents(None)
@@ -441,5 +444,5 @@ async fn ingest_shared_folder(env: &JobEnv<'_>, now: Timestamp) -> Result<JobRes
             );
         }
     }
-    Ok(JobResult::Ingest(sync.report))
+    Ok(sync.report)
 }

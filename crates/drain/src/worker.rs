@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use flowchat_domain::Platform;
 use flowchat_domain::config::DrainSettings;
+use flowchat_domain::model::IngestReport;
 use flowchat_knowledge::{ChunkEmbedder, ChunkSettings, KnowledgeIndex};
 use flowchat_store::{ClaimRequest, ClaimedJob, FailureOutcome, Store, StoreError};
 use tokio::sync::{Notify, watch};
@@ -106,6 +107,31 @@ impl Drain {
 
     fn now(&self) -> flowchat_domain::Timestamp {
         self.options.platform.now()
+    }
+
+    fn job_env(&self, last_attempt: bool) -> JobEnv<'_> {
+        JobEnv {
+            clock: self.options.platform.as_ref(),
+            store: self.store.as_ref(),
+            index: self.index.as_ref(),
+            answerer: &self.options.answerer,
+            embedder: self.options.embedder.as_deref(),
+            last_attempt,
+            documents_path: &self.options.documents_path,
+            chunking: &self.options.chunking,
+            top_k: self.options.top_k,
+            partial_flush: Duration::from_millis(self.options.settings.partial_flush_ms as u64),
+            lease: Duration::from_secs(self.options.settings.lease_secs as u64),
+        }
+    }
+
+    /// Brings the index and the document catalog in step with the shared
+    /// folder, as the ingest job does. The drain binary does it at every
+    /// start, so a first deploy answers from the folder without an admin
+    /// call; unchanged files are recognised by their content hash and cost
+    /// one read each.
+    pub async fn index_shared_folder(&self) -> Result<IngestReport, JobError> {
+        jobs::ingest_shared_folder(&self.job_env(true), self.now()).await
     }
 
     async fn heartbeat_if_due(&self) {
@@ -258,19 +284,7 @@ impl Drain {
             let started = Instant::now();
             // From submission to this claim (for a retry, includes its delay).
             let waited_ms = self.now().millis_since(claim.job.created_at);
-            let env = JobEnv {
-                clock: self.options.platform.as_ref(),
-                store: self.store.as_ref(),
-                index: self.index.as_ref(),
-                answerer: &self.options.answerer,
-                embedder: self.options.embedder.as_deref(),
-                last_attempt: claim.job.attempts >= self.options.settings.max_attempts,
-                documents_path: &self.options.documents_path,
-                chunking: &self.options.chunking,
-                top_k: self.options.top_k,
-                partial_flush: Duration::from_millis(self.options.settings.partial_flush_ms as u64),
-                lease: Duration::from_secs(self.options.settings.lease_secs as u64),
-            };
+            let env = self.job_env(claim.job.attempts >= self.options.settings.max_attempts);
             let mut timing = Timing::default();
             let mut abort = self.abort.subscribe();
             let result = tokio::select! {
