@@ -3,12 +3,14 @@
 //! choose (`LLM_PROVIDER`, `EMBEDDINGS_PROVIDER`, `VECTOR_STORE`).
 
 use flowchat_domain::ConfigError;
-use flowchat_domain::config::{Config, EmbeddingsProvider, LlmProvider, VectorStore};
+use flowchat_domain::config::{
+    BackupSettings, Config, EmbeddingsProvider, LlmProvider, VectorStore,
+};
 use flowchat_knowledge::ChromaSettings;
 use flowchat_llm::{LlmSettings, ProviderKind};
 use flowchat_upstash::UpstashConfig;
 
-use crate::env::error;
+use crate::env::{Env, error};
 
 #[derive(Debug, Clone)]
 pub struct DrainConfig {
@@ -21,6 +23,8 @@ pub struct DrainConfig {
     pub embeddings: Option<LlmSettings>,
     /// With `VECTOR_STORE=chroma`, the server; else the embedded index file.
     pub chroma: Option<ChromaSettings>,
+    /// Scheduled backups of the embedded index (`flowchat-drain --follow`).
+    pub backups: BackupSettings,
 }
 
 /// Reads the application's settings and, as they choose, the store's, the
@@ -50,12 +54,33 @@ pub fn drain_config(lookup: impl Fn(&str) -> Option<String>) -> Result<DrainConf
             },
         )?),
     };
+    let backups = backup_settings(&Env::new(&lookup), &app)?;
     Ok(DrainConfig {
+        backups,
         upstash: crate::upstash_config(&lookup)?,
         chat: read(chat)?,
         embeddings: read(embeddings)?,
         chroma,
         app,
+    })
+}
+
+/// `BACKUP_EVERY_HOURS`, `BACKUP_KEEP`, `BACKUP_DIR`: read (and checked)
+/// whether or not backups are on, so a mistake shows before it matters.
+fn backup_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    app: &Config,
+) -> Result<BackupSettings, ConfigError> {
+    let every_hours = match env.get("BACKUP_EVERY_HOURS") {
+        None => None,
+        Some(_) => Some(env.number("BACKUP_EVERY_HOURS", 24, 1..=720)?),
+    };
+    Ok(BackupSettings {
+        every_hours,
+        keep: env.number("BACKUP_KEEP", 7, 1..=1000)?,
+        dir: env
+            .get("BACKUP_DIR")
+            .unwrap_or_else(|| format!("{}/backups", app.data_dir.trim_end_matches('/'))),
     })
 }
 
@@ -103,5 +128,37 @@ mod tests {
         let with_url = [vars[0], vars[1], ("CHROMA_URL", "http://127.0.0.1:8000")];
         let c = drain_config(map(&with_url)).unwrap();
         assert_eq!(c.chroma.unwrap().collection_name(), "flowchat-dev");
+    }
+
+    #[test]
+    fn scheduled_backups_are_off_unless_an_interval_is_set() {
+        let c = drain_config(map(&[("FLOWCHAT_DATA_DIR", "/var/data/")])).unwrap();
+        assert_eq!(
+            c.backups,
+            BackupSettings {
+                every_hours: None,
+                keep: 7,
+                dir: "/var/data/backups".into()
+            }
+        );
+        let c = drain_config(map(&[
+            ("BACKUP_EVERY_HOURS", "6"),
+            ("BACKUP_KEEP", "30"),
+            ("BACKUP_DIR", "/mnt/backups"),
+        ]))
+        .unwrap();
+        assert_eq!(c.backups.every_hours, Some(6));
+        assert_eq!(c.backups.keep, 30);
+        assert_eq!(c.backups.dir, "/mnt/backups");
+        for (name, bad) in [
+            ("BACKUP_EVERY_HOURS", "0"),
+            ("BACKUP_EVERY_HOURS", "721"),
+            ("BACKUP_EVERY_HOURS", "0.5"),
+            ("BACKUP_KEEP", "0"),
+            ("BACKUP_KEEP", "1001"),
+        ] {
+            let e = drain_config(map(&[(name, bad)])).unwrap_err();
+            assert_eq!(e.variable, name, "{bad}");
+        }
     }
 }

@@ -538,3 +538,147 @@ async fn documents_indexed_without_vectors_are_embedded_when_the_drain_starts() 
     assert_eq!(fake.header_problems(), Vec::<String>::new());
     app.server.unwrap().stop().await;
 }
+
+/// The tar archives in `dir`, sorted (their names sort by time).
+fn archive_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A worker with a disk backs itself up on a schedule (`BACKUP_EVERY_HOURS`;
+/// here the tests' `--backup-every-secs`), keeps the newest `BACKUP_KEEP`
+/// archives, and the newest restores the index — a private upload the
+/// worker indexed while backing up included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_backs_up_on_a_schedule_keeps_the_newest_and_restores() {
+    let mut first = app().drain_concurrency(0).spawn().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let backups = scratch.path().join("backups");
+    let log_path = scratch.path().join("drain.log");
+    let mut worker = drain_command(&first, &["--follow", "--backup-every-secs", "1"])
+        .env("BACKUP_KEEP", "2")
+        .env("BACKUP_DIR", &backups)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let watch = |seen: &mut std::collections::BTreeSet<String>| {
+        for name in archive_names(&backups) {
+            if name.ends_with(".tar") {
+                // flowchat-<namespace>-<YYYYMMDDTHHMMSSZ>.tar
+                assert!(name.starts_with("flowchat-dev-2"), "{name}");
+                assert_eq!(name.len(), "flowchat-dev-".len() + 20, "{name}");
+                seen.insert(name);
+            }
+        }
+    };
+
+    // An upload, indexed by the worker while it backs up every second.
+    let (ana, _) = first.session("ana").await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(
+            b"The vault combination is four seven one nine, says the quartermaster.".to_vec(),
+        )
+        .file_name("vault.txt"),
+    );
+    let r = first
+        .raw(
+            first
+                .client
+                .post(format!("{}/api/documents", first.url))
+                .bearer_auth(&ana)
+                .multipart(form),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let id = r.body["document_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first
+        .get(&format!("/api/documents/{id}"), Some(&ana))
+        .await
+        .body["status"]
+        != "indexed"
+    {
+        assert!(Instant::now() < deadline, "the upload was never indexed");
+        watch(&mut seen);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Two more backups: the later one began after the upload was indexed.
+    watch(&mut seen);
+    let wanted = (seen.len() + 2).max(3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < wanted {
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled backups: {seen:?}\n{}",
+            std::fs::read_to_string(&log_path).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        watch(&mut seen);
+    }
+    signal(&worker, "TERM");
+    assert!(wait_exit(&mut worker, 30).success());
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("scheduled backup written"), "{logs}");
+    assert!(logs.contains("old backup pruned"), "{logs}");
+    assert!(!logs.contains("scheduled backup failed"), "{logs}");
+
+    // Only the newest two are kept, whole (no partial file is left).
+    let kept = archive_names(&backups);
+    assert_eq!(kept.len(), 2, "{kept:?} of {seen:?}");
+    assert!(kept.iter().all(|n| n.ends_with(".tar")), "{kept:?}");
+    let newest_two: Vec<String> = seen.iter().rev().take(2).rev().cloned().collect();
+    assert_eq!(kept, newest_two);
+
+    // Lose the index and a shared file; restore from the newest archive.
+    first.server.take().unwrap().stop().await;
+    let data = std::path::PathBuf::from(&first.vars["FLOWCHAT_DATA_DIR"]);
+    std::fs::remove_file(data.join("knowledge-dev.db")).unwrap();
+    std::fs::remove_file(first.docs.join("policy.md")).unwrap();
+    let newest = backups.join(kept.last().unwrap());
+    let out = run(
+        &first,
+        &["restore", "--from", &newest.display().to_string()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(first.docs.join("policy.md").exists());
+
+    // A new server on the restored files answers from both.
+    let second = app()
+        .var("FLOWCHAT_DATA_DIR", &first.vars["FLOWCHAT_DATA_DIR"])
+        .var("DOCUMENTS_PATH", &first.vars["DOCUMENTS_PATH"])
+        .spawn()
+        .await;
+    let job = second
+        .ask(
+            &ana,
+            "What is the vault combination from the quartermaster?",
+            None,
+        )
+        .await;
+    assert_eq!(
+        cited_sources(&job).first().map(String::as_str),
+        Some("vault.txt"),
+        "{job}"
+    );
+    let job = second.ask(&ana, CHAIR, None).await;
+    assert_eq!(
+        cited_sources(&job).first().map(String::as_str),
+        Some("policy.md"),
+        "{job}"
+    );
+    second.server.unwrap().stop().await;
+}

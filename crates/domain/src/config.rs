@@ -137,6 +137,19 @@ pub struct DrainSettings {
     pub shutdown_grace_secs: u32,
 }
 
+/// Scheduled backups of the embedded knowledge index, taken by the worker
+/// drain (`flowchat-drain --follow`) on its own disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// `BACKUP_EVERY_HOURS` (1–720); `None` (unset) turns them off.
+    pub every_hours: Option<u32>,
+    /// `BACKUP_KEEP` (1–1000, default 7): archives kept, newest first; older
+    /// ones are deleted after each backup.
+    pub keep: u32,
+    /// `BACKUP_DIR` (default `<FLOWCHAT_DATA_DIR>/backups`).
+    pub dir: String,
+}
+
 /// How generated answers are prompted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptConfig {

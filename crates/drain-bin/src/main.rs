@@ -3,7 +3,8 @@
 //! - `--once [--max-seconds N]`: a cron job (Render). Drains until the queue
 //!   is empty or the budget is spent, then exits 0.
 //! - `--follow [--concurrency N]`: a background worker. Polls with adaptive
-//!   backoff until SIGTERM/SIGINT.
+//!   backoff until SIGTERM/SIGINT; with `BACKUP_EVERY_HOURS`, backs up the
+//!   embedded index on a schedule (see `ops::scheduled`).
 //! - `stats`, `dead-letters list`, `dead-letters replay [ID|--all]`: admin
 //!   (see `admin`).
 //! - `reindex`, `backup --out FILE`, `restore --from FILE`: the knowledge
@@ -51,6 +52,11 @@ pub(crate) struct RunArgs {
     /// Jobs processed at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub concurrency: u32,
+    /// Tests only: scheduled backups every N seconds instead of
+    /// `BACKUP_EVERY_HOURS` (turns them on; `BACKUP_KEEP` and `BACKUP_DIR`
+    /// still apply).
+    #[arg(long, hide = true, requires = "follow", value_parser = clap::value_parser!(u64).range(1..))]
+    pub backup_every_secs: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

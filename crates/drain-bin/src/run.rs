@@ -7,8 +7,8 @@ use flowchat_config::DrainConfig;
 use flowchat_drain::{Drain, DrainIdentity};
 use tokio::sync::watch;
 
-use crate::RunArgs;
 use crate::error::CliError;
+use crate::{RunArgs, ops};
 
 /// The store and a drain over it, assembled the way every command of this
 /// binary that processes jobs needs them.
@@ -89,9 +89,37 @@ pub async fn drain(config: DrainConfig, args: &RunArgs) -> Result<(), CliError> 
             Err(e) => tracing::error!(error = %e, "the store failed; stopping this run"),
         }
     } else {
+        let backups = scheduled_backups(&config, args).map(|schedule| {
+            ops::scheduled::start(
+                drain.clone(),
+                config.app.clone(),
+                schedule,
+                shutdown.clone(),
+            )
+        });
         drain.run(shutdown).await;
+        // A backup under way is finished, not cut short.
+        if let Some(Some(task)) = backups {
+            let _ = task.await;
+        }
     }
     Ok(())
+}
+
+/// The backup schedule of a worker, when `BACKUP_EVERY_HOURS` (or the
+/// tests' `--backup-every-secs`) turns it on.
+fn scheduled_backups(config: &DrainConfig, args: &RunArgs) -> Option<ops::scheduled::Schedule> {
+    let backups = &config.backups;
+    let every = match (args.backup_every_secs, backups.every_hours) {
+        (Some(secs), _) => Duration::from_secs(secs),
+        (None, Some(hours)) => Duration::from_secs(u64::from(hours) * 3600),
+        (None, None) => return None,
+    };
+    Some(ops::scheduled::Schedule {
+        every,
+        keep: backups.keep as usize,
+        dir: backups.dir.clone().into(),
+    })
 }
 
 /// Turns true on SIGTERM (what Render, Kubernetes and systemd send) or SIGINT.

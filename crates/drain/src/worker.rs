@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use flowchat_domain::Platform;
 use flowchat_domain::config::DrainSettings;
-use flowchat_domain::model::IngestReport;
+use flowchat_domain::model::{IngestReport, JobPayload};
 use flowchat_knowledge::{ChunkEmbedder, ChunkSettings, KnowledgeIndex};
 use flowchat_store::{ClaimRequest, ClaimedJob, FailureOutcome, Store, StoreError};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, RwLock, RwLockWriteGuard, watch};
 use tracing::Instrument;
 
 use crate::backoff::retry_delay_ms;
@@ -69,6 +69,9 @@ pub struct Drain {
     /// flight stop and release their claims.
     abort: watch::Sender<bool>,
     last_heartbeat_ms: AtomicI64,
+    /// Held shared while a job (ingest, delete) or the folder scan writes
+    /// the index; held alone by [`Drain::index_quiet`].
+    index_writers: RwLock<()>,
 }
 
 impl Drain {
@@ -84,6 +87,7 @@ impl Drain {
             wake: Arc::new(Notify::new()),
             abort: watch::channel(false).0,
             last_heartbeat_ms: AtomicI64::new(i64::MIN),
+            index_writers: RwLock::new(()),
         })
     }
 
@@ -131,7 +135,16 @@ impl Drain {
     /// call; unchanged files are recognised by their content hash and cost
     /// one read each.
     pub async fn index_shared_folder(&self) -> Result<IngestReport, JobError> {
+        let _writing = self.index_writers.read().await;
         jobs::ingest_shared_folder(&self.job_env(true), self.now()).await
+    }
+
+    /// Waits until no job of this drain writes the index (ingest, delete,
+    /// the folder scan) and keeps new ones from starting until the guard is
+    /// dropped: they wait, claimed, and go on afterwards. The drain binary's
+    /// scheduled backups run under it. Chat jobs only read and never wait.
+    pub async fn index_quiet(&self) -> RwLockWriteGuard<'_, ()> {
+        self.index_writers.write().await
     }
 
     async fn heartbeat_if_due(&self) {
@@ -287,8 +300,15 @@ impl Drain {
             let env = self.job_env(claim.job.attempts >= self.options.settings.max_attempts);
             let mut timing = Timing::default();
             let mut abort = self.abort.subscribe();
+            let writes_index = !matches!(claim.job.payload, JobPayload::Chat { .. });
             let result = tokio::select! {
-                result = jobs::run(&env, &claim, &mut timing) => result,
+                result = async {
+                    let _writing = match writes_index {
+                        true => Some(self.index_writers.read().await),
+                        false => None,
+                    };
+                    jobs::run(&env, &claim, &mut timing).await
+                } => result,
                 _ = wait_for_true(&mut abort) => {
                     return self.release(&claim).await;
                 }
