@@ -40,12 +40,8 @@ pub fn read(lookup: impl Fn(&str) -> Option<String>) -> Result<EdgeSettings, Con
             ),
         });
     }
-    let upstash = flowchat_config::upstash_config(&lookup)?.ok_or_else(|| ConfigError {
-        variable: "UPSTASH_REDIS_REST_URL",
-        message: "UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN (or KV_REST_API_URL and \
-                  KV_REST_API_TOKEN) are required: the Worker's store is Upstash"
-            .to_owned(),
-    })?;
+    let upstash = flowchat_config::upstash_config(&lookup)?
+        .ok_or_else(|| flowchat_config::upstash_required(": the Worker's store is Upstash"))?;
     let secret = config.session_secret.clone().ok_or_else(|| ConfigError {
         variable: "SESSION_SECRET",
         message: "is required on a Cloudflare Worker, in production or not (it has no disk to keep \

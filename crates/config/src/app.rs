@@ -160,17 +160,29 @@ fn cors_origins<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<CorsOrigi
 }
 
 fn namespace<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<String, ConfigError> {
-    let Some(ns) = env.get("FLOWCHAT_NAMESPACE") else {
-        return Ok(derive_namespace(
+    match env.get("FLOWCHAT_NAMESPACE") {
+        Some(ns) => checked_namespace(ns),
+        None => Ok(derive_namespace(
             env.get("VERCEL_ENV").as_deref(),
             env.get("VERCEL_GIT_COMMIT_REF").as_deref(),
-        ));
-    };
+        )),
+    }
+}
+
+/// Whether `name` can be a namespace: ASCII letters, digits, `-` and `_`,
+/// 1 to 64 of them.
+pub fn is_namespace(name: &str) -> bool {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
-    if !ns.chars().all(allowed) || ns.len() > 64 {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(allowed)
+}
+
+/// A namespace as `FLOWCHAT_NAMESPACE` may name it: it becomes part of
+/// every key and file name.
+pub(crate) fn checked_namespace(ns: String) -> Result<String, ConfigError> {
+    if !is_namespace(&ns) {
         return Err(error(
             "FLOWCHAT_NAMESPACE",
-            "may contain only ASCII letters, digits, - and _, at most 64 characters",
+            "may contain only ASCII letters, digits, - and _, 1 to 64 characters",
         ));
     }
     Ok(ns)

@@ -4,7 +4,7 @@
 
 use flowchat_domain::ConfigError;
 use flowchat_domain::config::{
-    BackupSettings, Config, EmbeddingsProvider, LlmProvider, VectorStore,
+    BackupSettings, Config, EmbeddingsProvider, LlmProvider, StoreKind, VectorStore,
 };
 use flowchat_knowledge::ChromaSettings;
 use flowchat_llm::{LlmSettings, ProviderKind};
@@ -25,12 +25,60 @@ pub struct DrainConfig {
     pub chroma: Option<ChromaSettings>,
     /// Scheduled backups of the embedded index (`flowchat-drain --follow`).
     pub backups: BackupSettings,
+    /// The namespaces whose jobs this drain answers. `app.namespace` is the
+    /// first of them (or, serving all, the one commands like `stats` read).
+    pub namespaces: DrainNamespaces,
+}
+
+impl DrainConfig {
+    /// The same settings for one namespace of the several this drain
+    /// serves: its store keys, its index file or Chroma collection.
+    pub fn for_namespace(&self, namespace: &str) -> DrainConfig {
+        let mut config = self.clone();
+        config.app.namespace = namespace.to_owned();
+        if let Some(chroma) = &mut config.chroma {
+            chroma.namespace = namespace.to_owned();
+        }
+        config.namespaces = DrainNamespaces::Only(vec![namespace.to_owned()]);
+        config
+    }
+}
+
+/// Which namespaces a drain serves (`FLOWCHAT_NAMESPACE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainNamespaces {
+    /// Every namespace with queued work, found in the Upstash store's
+    /// registry: production and each preview branch alike. What a drain on
+    /// the Upstash store serves when `FLOWCHAT_NAMESPACE` is unset (outside
+    /// Vercel) or `*`.
+    All,
+    /// These, in order: one name, or a comma-separated list.
+    Only(Vec<String>),
+}
+
+impl DrainNamespaces {
+    /// The one namespace served, when it is one.
+    pub fn single(&self) -> Option<&str> {
+        match self {
+            DrainNamespaces::Only(names) if names.len() == 1 => Some(&names[0]),
+            _ => None,
+        }
+    }
 }
 
 /// Reads the application's settings and, as they choose, the store's, the
 /// language models' and Chroma's.
 pub fn drain_config(lookup: impl Fn(&str) -> Option<String>) -> Result<DrainConfig, ConfigError> {
-    let app = crate::app_config(&lookup)?;
+    let listed = listed_namespaces(&Env::new(&lookup))?;
+    // The application's settings read the first listed namespace (none for
+    // `*`), so a list never reaches the single-namespace check.
+    let first = listed.as_ref().map(|names| names.first().cloned());
+    let lookup = |name: &str| match (name, &first) {
+        ("FLOWCHAT_NAMESPACE", Some(first)) => first.clone(),
+        _ => lookup(name),
+    };
+    let app = crate::app_config(lookup)?;
+    let namespaces = served_namespaces(listed, &app, &Env::new(&lookup))?;
     let chat = match app.llm_provider {
         LlmProvider::Extractive => None,
         LlmProvider::Flow => Some(ProviderKind::Flow),
@@ -42,10 +90,10 @@ pub fn drain_config(lookup: impl Fn(&str) -> Option<String>) -> Result<DrainConf
         EmbeddingsProvider::OpenAi => Some(ProviderKind::OpenAi),
     };
     let read =
-        |kind: Option<ProviderKind>| kind.map(|k| crate::llm_settings(k, &lookup)).transpose();
+        |kind: Option<ProviderKind>| kind.map(|k| crate::llm_settings(k, lookup)).transpose();
     let chroma = match app.vector_store {
         VectorStore::Sqlite => None,
-        VectorStore::Chroma => Some(crate::chroma_settings(&app.namespace, &lookup)?.ok_or_else(
+        VectorStore::Chroma => Some(crate::chroma_settings(&app.namespace, lookup)?.ok_or_else(
             || {
                 error(
                     "CHROMA_URL",
@@ -57,12 +105,65 @@ pub fn drain_config(lookup: impl Fn(&str) -> Option<String>) -> Result<DrainConf
     let backups = backup_settings(&Env::new(&lookup), &app)?;
     Ok(DrainConfig {
         backups,
-        upstash: crate::upstash_config(&lookup)?,
+        upstash: crate::upstash_config(lookup)?,
         chat: read(chat)?,
         embeddings: read(embeddings)?,
         chroma,
+        namespaces,
         app,
     })
+}
+
+/// `FLOWCHAT_NAMESPACE` when it is `*` (`Some(vec![])`) or a list
+/// (`Some(names)`); `None` when it is unset or one name, which the
+/// application's settings read.
+fn listed_namespaces<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(raw) = env.get("FLOWCHAT_NAMESPACE") else {
+        return Ok(None);
+    };
+    if raw == "*" {
+        return Ok(Some(Vec::new()));
+    }
+    if !raw.contains(',') {
+        return Ok(None);
+    }
+    let mut names = Vec::new();
+    for name in raw.split(',').map(str::trim) {
+        let name = crate::app::checked_namespace(name.to_owned())?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(Some(names))
+}
+
+fn served_namespaces<F: Fn(&str) -> Option<String>>(
+    listed: Option<Vec<String>>,
+    app: &Config,
+    env: &Env<F>,
+) -> Result<DrainNamespaces, ConfigError> {
+    let several = match listed {
+        Some(names) if names.is_empty() => DrainNamespaces::All,
+        Some(names) => DrainNamespaces::Only(names),
+        // Unset outside Vercel: every namespace, where there can be several.
+        None if env.get("FLOWCHAT_NAMESPACE").is_none()
+            && env.get("VERCEL_ENV").is_none()
+            && app.store == StoreKind::Upstash =>
+        {
+            DrainNamespaces::All
+        }
+        None => return Ok(DrainNamespaces::Only(vec![app.namespace.clone()])),
+    };
+    if app.store != StoreKind::Upstash {
+        return Err(error(
+            "FLOWCHAT_NAMESPACE",
+            "several namespaces (a list or *) need the shared store, FLOWCHAT_STORE=upstash; \
+             the embedded store holds one namespace",
+        ));
+    }
+    Ok(several)
 }
 
 /// `BACKUP_EVERY_HOURS`, `BACKUP_KEEP`, `BACKUP_DIR`: read (and checked)
@@ -160,5 +261,57 @@ mod tests {
             let e = drain_config(map(&[(name, bad)])).unwrap_err();
             assert_eq!(e.variable, name, "{bad}");
         }
+    }
+
+    const UPSTASH: [(&str, &str); 3] = [
+        ("FLOWCHAT_STORE", "upstash"),
+        ("UPSTASH_REDIS_REST_URL", "http://127.0.0.1:8079"),
+        ("UPSTASH_REDIS_REST_TOKEN", "a-token-of-some-length"),
+    ];
+
+    fn served(extra: &[(&'static str, &'static str)]) -> Result<DrainConfig, ConfigError> {
+        let vars: Vec<_> = UPSTASH.iter().chain(extra).copied().collect();
+        drain_config(map(&vars))
+    }
+
+    #[test]
+    fn an_upstash_drain_serves_every_namespace_unless_told_otherwise() {
+        let all = served(&[]).unwrap();
+        assert_eq!(all.namespaces, DrainNamespaces::All);
+        assert_eq!(all.app.namespace, "dev");
+        assert_eq!(
+            served(&[("FLOWCHAT_NAMESPACE", "*")]).unwrap().namespaces,
+            DrainNamespaces::All
+        );
+
+        let one = served(&[("FLOWCHAT_NAMESPACE", "production")]).unwrap();
+        assert_eq!(one.namespaces.single(), Some("production"));
+        let vercel = served(&[
+            ("VERCEL_ENV", "preview"),
+            ("VERCEL_GIT_COMMIT_REF", "feat/x"),
+        ])
+        .unwrap();
+        assert_eq!(vercel.namespaces.single(), Some("preview-feat-x"));
+
+        let list = served(&[("FLOWCHAT_NAMESPACE", "production, preview-a,production")]).unwrap();
+        assert_eq!(
+            list.namespaces,
+            DrainNamespaces::Only(vec!["production".into(), "preview-a".into()])
+        );
+        assert_eq!(list.app.namespace, "production");
+    }
+
+    #[test]
+    fn a_bad_list_or_a_list_on_the_embedded_store_is_refused_by_name() {
+        let e = served(&[("FLOWCHAT_NAMESPACE", "production,a/b")]).unwrap_err();
+        assert_eq!(e.variable, "FLOWCHAT_NAMESPACE");
+        let e = served(&[("FLOWCHAT_NAMESPACE", "production,,x")]).unwrap_err();
+        assert_eq!(e.variable, "FLOWCHAT_NAMESPACE");
+        let e = drain_config(map(&[("FLOWCHAT_NAMESPACE", "a,b")])).unwrap_err();
+        assert_eq!(e.variable, "FLOWCHAT_NAMESPACE");
+        assert!(e.to_string().contains("FLOWCHAT_STORE=upstash"), "{e}");
+        // The embedded store serves its one namespace.
+        let c = drain_config(map(&[])).unwrap();
+        assert_eq!(c.namespaces.single(), Some("dev"));
     }
 }

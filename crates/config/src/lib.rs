@@ -23,13 +23,13 @@ mod env;
 mod llm;
 mod upstash;
 
-pub use app::app_config;
+pub use app::{app_config, is_namespace};
 #[cfg(feature = "chroma")]
 pub use chroma::chroma_settings;
 #[cfg(feature = "drain")]
-pub use drain::{DrainConfig, drain_config};
+pub use drain::{DrainConfig, DrainNamespaces, drain_config};
 pub use env::Env;
 pub use flowchat_domain::ConfigError;
 #[cfg(feature = "llm")]
 pub use llm::llm_settings;
-pub use upstash::upstash_config;
+pub use upstash::{upstash_config, upstash_required};

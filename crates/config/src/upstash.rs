@@ -30,6 +30,16 @@ pub fn upstash_config(
     Ok(Some(config))
 }
 
+/// The error for a process whose store must be Upstash when neither pair is
+/// set: it names `UPSTASH_REDIS_REST_URL` and lists both pairs. `why` follows
+/// "are required" as it stands, e.g. `" when FLOWCHAT_STORE=upstash"`.
+pub fn upstash_required(why: &str) -> ConfigError {
+    error(
+        URL_VAR,
+        format!("{URL_VAR} and {TOKEN_VAR} (or {KV_URL_VAR} and {KV_TOKEN_VAR}) are required{why}"),
+    )
+}
+
 fn read_pair<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     url_var: &'static str,
@@ -109,6 +119,17 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(err.variable, URL_VAR);
+    }
+
+    #[test]
+    fn upstash_required_names_both_pairs_and_why() {
+        let err = upstash_required(" when FLOWCHAT_STORE=upstash");
+        assert_eq!(err.variable, URL_VAR);
+        assert_eq!(
+            err.message,
+            "UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN (or KV_REST_API_URL and \
+             KV_REST_API_TOKEN) are required when FLOWCHAT_STORE=upstash"
+        );
     }
 
     #[test]

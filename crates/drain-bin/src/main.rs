@@ -15,6 +15,7 @@
 
 mod admin;
 mod error;
+mod fleet;
 mod ops;
 mod run;
 

@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowchat_config::DrainConfig;
-use flowchat_drain::{Drain, DrainIdentity};
+use flowchat_drain::{Drain, DrainIdentity, PassOutcome};
 use tokio::sync::watch;
 
 use crate::error::CliError;
+use crate::fleet::Fleet;
 use crate::{RunArgs, ops};
 
 /// The store and a drain over it, assembled the way every command of this
@@ -33,11 +34,88 @@ pub async fn drain(config: DrainConfig, args: &RunArgs) -> Result<(), CliError> 
         flowchat_startup::env_var("HOSTNAME").unwrap_or_else(|| "local".to_owned()),
         std::process::id()
     );
+    if config.namespaces.single().is_none() {
+        return drain_several(config, args, worker_id).await;
+    }
     let drain = open_drain(&config, worker_id, args.concurrency).await?;
-    // The shared folder first, on every start: a first deploy answers from
-    // it with no admin call, and an unchanged folder costs a read per file.
+    prepare(&drain, &config).await;
+    let shutdown = shutdown_on_signal();
+
+    if args.once {
+        let budget = Duration::from_secs(args.max_seconds);
+        match drain.run_until_idle_or_shutdown(budget, shutdown).await {
+            Ok(outcome) => log_finished(&outcome),
+            // The next scheduled run tries again; a cron job failing here
+            // would only add noise to an outage the readiness check shows.
+            Err(e) => tracing::error!(error = %e, "the store failed; stopping this run"),
+        }
+    } else {
+        let backups = scheduled_backups(&config, args).map(|schedule| {
+            ops::scheduled::start(
+                drain.clone(),
+                config.app.clone(),
+                schedule,
+                shutdown.clone(),
+            )
+        });
+        drain.run(shutdown).await;
+        // A backup under way is finished, not cut short.
+        if let Some(Some(task)) = backups {
+            let _ = task.await;
+        }
+    }
+    Ok(())
+}
+
+/// Every namespace with work (or the listed ones), each by a drain of its
+/// own (see `fleet`).
+async fn drain_several(
+    config: DrainConfig,
+    args: &RunArgs,
+    worker_id: String,
+) -> Result<(), CliError> {
+    if scheduled_backups(&config, args).is_some() {
+        return Err(CliError::Config(anyhow::anyhow!(
+            "BACKUP_EVERY_HOURS backs up one namespace's index: set FLOWCHAT_NAMESPACE to the one \
+             namespace this drain serves (it serves several now: {:?})",
+            config.namespaces
+        )));
+    }
+    let fleet = Fleet::new(config, worker_id, args.concurrency)?;
+    let shutdown = shutdown_on_signal();
+    if args.once {
+        match fleet
+            .once(Duration::from_secs(args.max_seconds), shutdown)
+            .await
+        {
+            Ok(outcome) => log_finished(&outcome),
+            Err(e) => tracing::error!(error = %e, "the store failed; stopping this run"),
+        }
+    } else {
+        fleet.follow(shutdown).await;
+    }
+    Ok(())
+}
+
+fn log_finished(outcome: &PassOutcome) {
+    tracing::info!(
+        claimed = outcome.claimed,
+        succeeded = outcome.succeeded,
+        retried = outcome.retried,
+        dead_lettered = outcome.dead_lettered,
+        released = outcome.released,
+        "drain finished"
+    );
+}
+
+/// What a drain does on every start before answering: the shared folder
+/// first, so a first deploy answers from it with no admin call (an
+/// unchanged folder costs a read per file), then embeddings for documents
+/// that lack the configured model's.
+pub async fn prepare(drain: &Drain, config: &DrainConfig) {
     match drain.index_shared_folder().await {
         Ok(report) => tracing::info!(
+            namespace = %config.app.namespace,
             folder = %config.app.documents_path,
             added = report.added,
             updated = report.updated,
@@ -48,6 +126,7 @@ pub async fn drain(config: DrainConfig, args: &RunArgs) -> Result<(), CliError> 
         ),
         Err(error) => tracing::warn!(
             %error,
+            namespace = %config.app.namespace,
             folder = %config.app.documents_path,
             "the shared documents folder could not be indexed; answering from the index as it is"
         ),
@@ -69,41 +148,6 @@ pub async fn drain(config: DrainConfig, args: &RunArgs) -> Result<(), CliError> 
             ),
         }
     }
-    let shutdown = shutdown_on_signal();
-
-    if args.once {
-        let budget = Duration::from_secs(args.max_seconds);
-        match drain.run_until_idle_or_shutdown(budget, shutdown).await {
-            Ok(outcome) => {
-                tracing::info!(
-                    claimed = outcome.claimed,
-                    succeeded = outcome.succeeded,
-                    retried = outcome.retried,
-                    dead_lettered = outcome.dead_lettered,
-                    released = outcome.released,
-                    "drain finished"
-                );
-            }
-            // The next scheduled run tries again; a cron job failing here
-            // would only add noise to an outage the readiness check shows.
-            Err(e) => tracing::error!(error = %e, "the store failed; stopping this run"),
-        }
-    } else {
-        let backups = scheduled_backups(&config, args).map(|schedule| {
-            ops::scheduled::start(
-                drain.clone(),
-                config.app.clone(),
-                schedule,
-                shutdown.clone(),
-            )
-        });
-        drain.run(shutdown).await;
-        // A backup under way is finished, not cut short.
-        if let Some(Some(task)) = backups {
-            let _ = task.await;
-        }
-    }
-    Ok(())
 }
 
 /// The backup schedule of a worker, when `BACKUP_EVERY_HOURS` (or the

@@ -54,3 +54,40 @@ fn a_malformed_variable_is_named_and_exits_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DRAIN_MAX_ATTEMPTS"), "{stderr}");
 }
+
+#[test]
+fn scheduled_backups_need_a_drain_pinned_to_one_namespace() {
+    let output = Command::new(env!("CARGO_BIN_EXE_flowchat-drain"))
+        .arg("--follow")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FLOWCHAT_STORE", "upstash")
+        // Never reached: the check comes first.
+        .env("UPSTASH_REDIS_REST_URL", "http://127.0.0.1:9")
+        .env("UPSTASH_REDIS_REST_TOKEN", "a-token-of-some-length")
+        .env("BACKUP_EVERY_HOURS", "24")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("BACKUP_EVERY_HOURS") && stderr.contains("FLOWCHAT_NAMESPACE"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_namespace_list_on_the_embedded_store_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_flowchat-drain"))
+        .arg("--once")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FLOWCHAT_NAMESPACE", "production,preview-x")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("FLOWCHAT_STORE=upstash"), "{stderr}");
+}

@@ -431,7 +431,11 @@ fn the_cron_drain_has_everything_the_chroma_shape_requires() {
         config.embeddings.is_some(),
         "Chroma needs an embeddings provider"
     );
-    assert_eq!(config.app.namespace, "production", "the API's namespace");
+    assert_eq!(
+        config.namespaces,
+        flowchat_config::DrainNamespaces::All,
+        "production and every preview"
+    );
     // The documents baked into the image are the ones indexed at start.
     assert_eq!(config.app.documents_path, "/app/documents");
 }
@@ -475,6 +479,9 @@ fn the_worker_drain_follows_with_its_index_on_the_disk() {
         config.app.data_dir, mount,
         "the sqlite index lives on the disk"
     );
+    // Its scheduled backups cover one namespace's index.
+    assert!(config.backups.every_hours.is_some());
+    assert_eq!(config.namespaces.single(), Some("production"));
     // Jobs in flight finish or are released before Render kills the process.
     let grace = u64::from(config.app.drain.shutdown_grace_secs);
     let delay = worker["maxShutdownDelaySeconds"].as_u64().unwrap_or(30);

@@ -55,7 +55,20 @@ pub async fn assemble(
     platform: Arc<dyn Platform>,
     identity: DrainIdentity,
 ) -> Result<Arc<Drain>, AssembleError> {
-    let (answerer, embedder) = language_models(config)?;
+    let models = LanguageModels::new(config)?;
+    assemble_with(config, &models, store, platform, identity).await
+}
+
+/// [`assemble`] with clients built before: a drain serving several
+/// namespaces builds them once (one Flow token, one connection pool) and
+/// assembles one drain per namespace over them.
+pub async fn assemble_with(
+    config: &DrainConfig,
+    models: &LanguageModels,
+    store: Arc<dyn Store>,
+    platform: Arc<dyn Platform>,
+    identity: DrainIdentity,
+) -> Result<Arc<Drain>, AssembleError> {
     let index = open_index(config).await?;
     let app = &config.app;
     let options = DrainOptions {
@@ -64,12 +77,27 @@ pub async fn assemble(
         documents_path: PathBuf::from(&app.documents_path),
         chunking: ChunkSettings::default(),
         top_k: app.retrieval_top_k as usize,
-        answerer,
-        embedder,
+        answerer: models.answerer.clone(),
+        embedder: models.embedder.clone(),
         concurrency: identity.concurrency.max(1),
         platform,
     };
     Ok(Drain::new(store, index, options))
+}
+
+/// How answers are written and who embeds text.
+#[derive(Clone)]
+pub struct LanguageModels {
+    answerer: Answerer,
+    embedder: Option<Arc<dyn ChunkEmbedder>>,
+}
+
+impl LanguageModels {
+    /// The clients `config` chooses (see [`assemble`]).
+    pub fn new(config: &DrainConfig) -> Result<Self, AssembleError> {
+        let (answerer, embedder) = language_models(config)?;
+        Ok(LanguageModels { answerer, embedder })
+    }
 }
 
 /// How answers are written and who embeds text, from one set of clients:

@@ -8,7 +8,7 @@ mod backoff;
 mod jobs;
 mod worker;
 
-pub use assemble::{AssembleError, DrainIdentity, assemble};
+pub use assemble::{AssembleError, DrainIdentity, LanguageModels, assemble, assemble_with};
 pub use backoff::retry_delay_ms;
 pub use jobs::{Answerer, JobError};
 pub use worker::{Drain, DrainOptions, PassOutcome};

@@ -51,7 +51,7 @@ pub struct PassOutcome {
 }
 
 impl PassOutcome {
-    fn add(&mut self, other: PassOutcome) {
+    pub fn add(&mut self, other: PassOutcome) {
         self.claimed += other.claimed;
         self.succeeded += other.succeeded;
         self.retried += other.retried;
@@ -236,6 +236,9 @@ impl Drain {
     /// and released unprocessed so another drain takes them at once.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut idle_ms = IDLE_POLL_MIN_MS;
+        // Run again after an earlier run's shutdown (a namespace that went
+        // idle and came back): jobs from now on are not aborted.
+        self.abort.send_replace(false);
         tracing::info!(worker = %self.options.worker_id, "drain started");
         while !*shutdown.borrow() {
             match self.pass_or_shutdown(&mut shutdown).await {

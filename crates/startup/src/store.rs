@@ -1,6 +1,5 @@
 use std::sync::Arc;
 
-use flowchat_domain::ConfigError;
 use flowchat_domain::config::{Config, StoreKind};
 use flowchat_store::Store;
 use flowchat_store::sqlite::SqliteStore;
@@ -45,10 +44,8 @@ pub fn upstash_store(
     config: &Config,
     upstash: Option<UpstashConfig>,
 ) -> Result<UpstashStore, StartupError> {
-    let upstash = upstash.ok_or_else(|| ConfigError {
-        variable: "UPSTASH_REDIS_REST_URL",
-        message: "UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN (or KV_REST_API_URL and KV_REST_API_TOKEN) are required when FLOWCHAT_STORE=upstash".to_owned(),
-    })?;
+    let upstash =
+        upstash.ok_or_else(|| flowchat_config::upstash_required(" when FLOWCHAT_STORE=upstash"))?;
     let transport = ReqwestTransport::new().map_err(|e| StartupError::Upstash(e.to_string()))?;
     let client =
         UpstashClient::new(upstash, Arc::new(transport)).with_sleeper(Arc::new(TokioSleeper));

@@ -264,3 +264,18 @@ impl Reply {
         &self.body
     }
 }
+
+/// The binary of the `flowchat-drain-bin` package, next to this package's
+/// own: `cargo nextest run --workspace` (what `scripts/test` runs) builds
+/// both. The drain binary is not a dependency of the dev server's, so that
+/// it links no HTTP API.
+pub fn drain_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_flowchat-devserver"))
+        .with_file_name(format!("flowchat-drain{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (cargo build -p flowchat-drain-bin) or run the whole workspace's tests",
+        path.display()
+    );
+    path
+}

@@ -170,6 +170,7 @@ pub(super) async fn delete(
     let job = job.into_queued();
     let mut args = vec![Arg::from(id.as_str())];
     args.extend(store.job_args(&job)?);
+    args.push(Arg::from(store.namespace()));
     let reply = store
         .eval(
             &scripts::DELETE_DOCUMENT,
@@ -178,6 +179,7 @@ pub(super) async fn delete(
                 store.keys.document_owners(),
                 store.keys.job(job.id.as_str()),
                 store.keys.queue(),
+                store.keys.registry(),
             ],
             args,
             // Not retried: a repeat after a success would answer `false`.

@@ -121,6 +121,7 @@ pub(super) async fn submit(
         store.keys.owned_conversations(session.as_str()),
     ];
     keys.extend(rate_keys);
+    keys.push(store.keys.registry());
     let conversation_ttl = store.conversation_ttl();
     let prune_before = now
         .as_millis()
@@ -142,6 +143,7 @@ pub(super) async fn submit(
         Arg::from(rate_checks.len()),
     ];
     args.extend(rate_args);
+    args.push(Arg::from(store.namespace()));
     let reply = store.eval(&scripts::SUBMIT_CHAT, keys, args, false).await?;
     let (status, mut parts) = tagged(reply, "submit")?;
     match status.as_str() {

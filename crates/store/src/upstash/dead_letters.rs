@@ -61,11 +61,13 @@ pub(super) async fn replay(
                 store.keys.delayed(),
                 store.keys.dead(),
                 store.keys.dead_index(),
+                store.keys.registry(),
             ],
             vec![
                 Arg::from(id.as_str()),
                 Arg::from(now.as_millis()),
                 Arg::from(store.job_ttl()),
+                Arg::from(store.namespace()),
             ],
             false,
         )

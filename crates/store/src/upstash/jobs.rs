@@ -84,11 +84,17 @@ pub(super) fn parse_job(fields: Vec<Value>) -> Result<Job, StoreError> {
 
 pub(super) async fn enqueue(store: &UpstashStore, job: NewJob) -> Result<Job, StoreError> {
     let job = job.into_queued();
+    let mut args = store.job_args(&job)?;
+    args.push(Arg::from(store.namespace()));
     let reply = store
         .eval(
             &scripts::ENQUEUE,
-            vec![store.keys.job(job.id.as_str()), store.keys.queue()],
-            store.job_args(&job)?,
+            vec![
+                store.keys.job(job.id.as_str()),
+                store.keys.queue(),
+                store.keys.registry(),
+            ],
+            args,
             false,
         )
         .await?;

@@ -1,6 +1,10 @@
 //! Key names under one namespace: the table in the module documentation
 //! of `upstash`, one function per row.
 
+/// The registry of namespaces with work. Namespaces are letters, digits,
+/// `-` and `_`, so no namespace's keys (`fc:<namespace>:…`) can be it.
+const REGISTRY: &str = "fc:namespaces";
+
 /// Key names under one namespace.
 #[derive(Debug, Clone)]
 pub(super) struct Keys {
@@ -17,6 +21,12 @@ impl Keys {
 
     pub(super) fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The one key outside every namespace: the set of namespaces with
+    /// queued work (see `registry`).
+    pub(super) fn registry(&self) -> String {
+        REGISTRY.to_owned()
     }
 
     pub(super) fn job(&self, id: &str) -> String {

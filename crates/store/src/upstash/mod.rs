@@ -21,6 +21,7 @@
 //! | `P:rate:<key>:<window_ms>:<window_start>` | string | hits counted in one fixed window; expires two windows later |
 //! | `P:heartbeats` | sorted set | worker → last heartbeat (ms) |
 //! | `P:docs`, `P:docs:owner`, `P:docs:by-owner:<owner>` | hash, hash, set | catalog: id → record JSON, id → owner key, per-owner ids |
+//! | `fc:namespaces` | set | outside every namespace: the namespaces with queued work, added by every script that queues a job and dropped by [`UpstashStore::forget_namespace_if_idle`]; drains that serve every namespace read it |
 //! | `P:upload:<document id>:<index>` | string | part `index` of an upload's bytes, base64 (arguments must be UTF-8 text); TTL [`Ttls::upload`] from when it was stored |
 //!
 //! Members of the two queue sorted sets are `<seq>|<job id>`, where `seq` is
@@ -125,6 +126,7 @@ mod jobs;
 mod keys;
 mod queue;
 mod rate_limits;
+mod registry;
 mod replies;
 mod scripts;
 mod uploads;
@@ -196,6 +198,11 @@ impl UpstashStore {
             keys: Keys::new(namespace),
             ttls,
         }
+    }
+
+    /// The store of another namespace over the same client.
+    pub fn in_namespace(&self, namespace: &str) -> UpstashStore {
+        UpstashStore::new(self.client.clone(), namespace, self.ttls)
     }
 
     /// The client in use (for request counting and diagnostics).

@@ -50,6 +50,7 @@ pub(crate) static REMOVE_DOCUMENT: LazyLock<Script> = script!("remove_document.l
 pub(crate) static LIST_DOCUMENTS: LazyLock<Script> = script!("list_documents.lua");
 pub(crate) static SUBMIT_UPLOAD: LazyLock<Script> = script!("submit_upload.lua");
 pub(crate) static DELETE_DOCUMENT: LazyLock<Script> = script!("delete_document.lua");
+pub(crate) static FORGET_NAMESPACE: LazyLock<Script> = script!("forget_namespace.lua");
 
 /// Evaluates the rate-limit helper on its own, so tests can compare the Lua
 /// arithmetic with [`crate::rate::decide`] on many inputs.
@@ -69,7 +70,7 @@ pub(crate) static RATE_PROBE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Every script, for [`super::UpstashStore::load_scripts`].
-pub(crate) fn all() -> [&'static Script; 18] {
+pub(crate) fn all() -> [&'static Script; 19] {
     [
         &SUBMIT_CHAT,
         &HIT_RATE_LIMITS,
@@ -89,6 +90,7 @@ pub(crate) fn all() -> [&'static Script; 18] {
         &LIST_DOCUMENTS,
         &SUBMIT_UPLOAD,
         &DELETE_DOCUMENT,
+        &FORGET_NAMESPACE,
     ]
 }
 

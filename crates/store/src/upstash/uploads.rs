@@ -128,6 +128,8 @@ pub(super) async fn submit(
         Arg::from(rate_checks.len()),
     ]);
     args.extend(rate_args);
+    keys.push(store.keys.registry());
+    args.push(Arg::from(store.namespace()));
     let reply = store
         .eval(&scripts::SUBMIT_UPLOAD, keys, args, false)
         .await?;

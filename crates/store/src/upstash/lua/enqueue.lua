@@ -1,5 +1,6 @@
 -- A queued job outside a chat submission.
--- KEYS: job, stream. ARGV: job id, kind, owner ('' for none), payload, now, job ttl ms.
+-- KEYS: job, stream, registry. ARGV: job id, kind, owner ('' for none), payload,
+-- now, job ttl ms, namespace.
 -- Answers {'ok', entry id} or {'job_exists'}.
 local k_job, k_stream = KEYS[1], KEYS[2]
 if redis.call('EXISTS', k_job) == 1 then

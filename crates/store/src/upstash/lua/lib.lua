@@ -132,8 +132,12 @@ local function read_job(k_job)
   return redis.call('HMGET', k_job, unpack(JOB_FIELDS))
 end
 
--- Writes a new queued job and appends it to the stream. Returns its entry id.
+-- Writes a new queued job, appends it to the stream and names the namespace
+-- in the registry of namespaces with work, which drains serving every
+-- namespace read. Every script that calls it takes the registry as its last
+-- key and the namespace as its last argument. Returns the entry id.
 local function enqueue_job(k_job, k_stream, id, kind, owner, payload, now, ttl_ms)
+  redis.call('SADD', KEYS[#KEYS], ARGV[#ARGV])
   local sid = redis.call('XADD', k_stream, '*', 'job', id)
   local fields = {'id', id, 'kind', kind, 'status', 'queued', 'payload', payload,
     'attempts', 0, 'created_at', now, 'updated_at', now, 'available_at', now,

@@ -1,9 +1,10 @@
 -- One chat submission: rate limits, ownership, user message, job, enqueue.
 -- KEYS: job, stream, conversation, messages, owner's conversations,
---       then two rate-window keys per check.
+--       then two rate-window keys per check, then the registry.
 -- ARGV: now, job id, session, payload, message JSON, is_new (1/0), title,
 --       job ttl ms, conversation ttl ms, conversation id, min retry ms,
---       prune conversations updated before, check count, then 5 per check.
+--       prune conversations updated before, check count, then 5 per check,
+--       then the namespace.
 -- Answers {'ok', remaining...}, {'limited', index, retry_after_ms},
 -- {'not_found'} or {'job_exists'}; nothing is written unless 'ok'.
 local k_job, k_stream, k_conv, k_messages, k_owned = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]

@@ -1,10 +1,10 @@
 -- One upload submission: the duplicate check, rate limits, the pending
 -- catalog record, the ingest job and its enqueue.
 -- KEYS: records, owners, the owner's set, job, stream,
---       then two rate-window keys per check.
+--       then two rate-window keys per check, then the registry.
 -- ARGV: document id, record JSON, owner key, failed marker, job id, kind,
 --       job owner ('' for none), payload, now, job ttl ms, min retry ms,
---       check count, then 5 per check.
+--       check count, then 5 per check, then the namespace.
 -- Answers {'ok', remaining...}, {'exists', record JSON},
 -- {'limited', index, retry_after_ms} or {'job_exists'}; nothing is written
 -- unless 'ok'.
