@@ -384,7 +384,13 @@ async fn keys_are_namespaced_and_expire() {
         std::slice::from_ref(&namespace)
     );
     assert!(store.forget_namespace_if_idle().await.expect("forget"));
-    assert!(store.namespaces_with_work().await.expect("registry").is_empty());
+    assert!(
+        store
+            .namespaces_with_work()
+            .await
+            .expect("registry")
+            .is_empty()
+    );
     let pttl = |key: String| async {
         raw(&env, Command::new("PTTL").arg(key))
             .await
