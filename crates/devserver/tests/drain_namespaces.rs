@@ -99,6 +99,15 @@ async fn one_once_run_answers_production_and_a_preview_from_the_folder_it_indexe
     let preview_job = preview.submit(&preview_token, QUESTION).await;
 
     let drain = DrainProcess::new(&gateway);
+    // The operator sees which namespaces wait for a drain.
+    let stats = drain.command(&["stats", "--json"]).output().unwrap();
+    assert!(stats.status.success(), "{stats:?}");
+    let stats: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(
+        stats["namespaces_with_work"],
+        serde_json::json!(["preview-feat-leave", "production"])
+    );
+
     let out = drain
         .command(&["--once", "--max-seconds", "60"])
         .output()

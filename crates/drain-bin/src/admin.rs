@@ -3,6 +3,7 @@
 
 use flowchat_config::DrainConfig;
 use flowchat_domain::JobId;
+use flowchat_domain::config::StoreKind;
 
 use crate::error::CliError;
 use crate::{Command, DeadLetterCommand, ops};
@@ -34,6 +35,13 @@ pub async fn run(config: &DrainConfig, command: Command) -> Result<(), CliError>
         _ => {}
     }
     let store = flowchat_startup::open_store(&config.app, config.upstash.clone()).await?;
+    let registry = match config.app.store {
+        StoreKind::Upstash => Some(flowchat_startup::upstash_store(
+            &config.app,
+            config.upstash.clone(),
+        )?),
+        StoreKind::Sqlite => None,
+    };
     let now = flowchat_startup::now;
     let config = &config.app;
     let failed = |e: flowchat_store::StoreError| CliError::Other(e.into());
@@ -41,13 +49,26 @@ pub async fn run(config: &DrainConfig, command: Command) -> Result<(), CliError>
         Command::Stats { json } => {
             let stats = store.queue_stats(now()).await.map_err(failed)?;
             let heartbeat = store.last_heartbeat().await.map_err(failed)?;
+            // On Upstash, which namespaces a drain serving all would serve.
+            let with_work = match &registry {
+                Some(upstash) => Some(upstash.namespaces_with_work().await.map_err(failed)?),
+                None => None,
+            };
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"namespace": config.namespace, "queue": stats, "heartbeat": heartbeat})
+                    serde_json::json!({
+                        "namespace": config.namespace,
+                        "queue": stats,
+                        "heartbeat": heartbeat,
+                        "namespaces_with_work": with_work,
+                    })
                 );
             } else {
                 println!("namespace     {}", config.namespace);
+                if let Some(names) = &with_work {
+                    println!("with work     {}", display_list(names));
+                }
                 println!("queued        {}", stats.queued);
                 println!("delayed       {}", stats.delayed);
                 println!("running       {}", stats.running);
@@ -115,4 +136,11 @@ pub async fn run(config: &DrainConfig, command: Command) -> Result<(), CliError>
         }
     }
     Ok(())
+}
+
+fn display_list(names: &[String]) -> String {
+    match names {
+        [] => "no namespace".to_owned(),
+        names => names.join(", "),
+    }
 }
