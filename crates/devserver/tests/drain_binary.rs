@@ -8,26 +8,11 @@ mod common;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestApp, app};
+use common::{TestApp, app, drain_binary};
 use flowchat_fake_flow::{FakeFlow, Fault, Target};
 use serde_json::{Value, json};
 
 const CHAIR: &str = "How much is the allowance for a desk chair?";
-
-/// The binary of the `flowchat-drain-bin` package, next to this package's
-/// own: `cargo nextest run --workspace` (what `scripts/test` runs) builds
-/// both. The drain binary is not a dependency of the dev server's, so that
-/// it links no HTTP API.
-fn drain_binary() -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_BIN_EXE_flowchat-devserver"))
-        .with_file_name(format!("flowchat-drain{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: build it first (cargo build -p flowchat-drain-bin) or run the whole workspace's tests",
-        path.display()
-    );
-    path
-}
 
 fn drain_command(app: &TestApp, args: &[&str]) -> Command {
     let mut command = Command::new(drain_binary());
@@ -100,6 +85,29 @@ fn wait_exit(child: &mut Child, secs: u64) -> std::process::ExitStatus {
         assert!(Instant::now() < deadline, "the drain did not exit");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A dev server with no drain of its own (plus `var`, if any), a long answer
+/// from `fake` asked for, and a `--follow` drain midway through it (the job's
+/// partial text is visible): the app, the token, the job id and the drain.
+async fn follow_mid_job(
+    fake: &FakeFlow,
+    var: Option<(&str, &str)>,
+) -> (TestApp, String, String, Child) {
+    let mut builder = app()
+        .flow(fake)
+        .drain_concurrency(0)
+        .var("PARTIAL_FLUSH_MS", "50");
+    if let Some((k, v)) = var {
+        builder = builder.var(k, v);
+    }
+    let app = builder.spawn().await;
+    let (token, _) = app.session("ana").await;
+    let id = app.submit(&token, &format!("{CHAIR} [[fake:long]]")).await;
+
+    let child = spawn(&app, &["--follow"]);
+    wait_until(&app, &token, &id, 30, |j| j["partial"].is_string()).await;
+    (app, token, id, child)
 }
 
 async fn assistant_messages(app: &TestApp, token: &str, job: &Value) -> usize {
@@ -282,17 +290,7 @@ async fn production_drains_start_without_a_session_secret() {
 async fn sigterm_lets_a_job_finish_within_the_grace_period() {
     let fake = FakeFlow::start().await;
     fake.set_stream_chunk_delay_ms(30);
-    let app = app()
-        .flow(&fake)
-        .drain_concurrency(0)
-        .var("PARTIAL_FLUSH_MS", "50")
-        .spawn()
-        .await;
-    let (token, _) = app.session("ana").await;
-    let id = app.submit(&token, &format!("{CHAIR} [[fake:long]]")).await;
-
-    let mut child = spawn(&app, &["--follow"]);
-    wait_until(&app, &token, &id, 30, |j| j["partial"].is_string()).await;
+    let (app, token, id, mut child) = follow_mid_job(&fake, None).await;
     signal(&child, "TERM");
     let status = wait_exit(&mut child, 30);
     assert!(status.success(), "{status:?}");
@@ -309,18 +307,8 @@ async fn sigterm_lets_a_job_finish_within_the_grace_period() {
 async fn sigterm_releases_a_job_that_cannot_finish_in_time() {
     let fake = FakeFlow::start().await;
     fake.set_stream_chunk_delay_ms(200);
-    let app = app()
-        .flow(&fake)
-        .drain_concurrency(0)
-        .var("PARTIAL_FLUSH_MS", "50")
-        .var("DRAIN_SHUTDOWN_GRACE_SECONDS", "1")
-        .spawn()
-        .await;
-    let (token, _) = app.session("ana").await;
-    let id = app.submit(&token, &format!("{CHAIR} [[fake:long]]")).await;
-
-    let mut child = spawn(&app, &["--follow"]);
-    wait_until(&app, &token, &id, 30, |j| j["partial"].is_string()).await;
+    let (app, token, id, mut child) =
+        follow_mid_job(&fake, Some(("DRAIN_SHUTDOWN_GRACE_SECONDS", "1"))).await;
     let signalled = Instant::now();
     signal(&child, "TERM");
     let status = wait_exit(&mut child, 30);
@@ -349,18 +337,8 @@ async fn sigterm_releases_a_job_that_cannot_finish_in_time() {
 async fn sigkill_mid_job_is_reclaimed_and_completed_once() {
     let fake = FakeFlow::start().await;
     fake.set_stream_chunk_delay_ms(200);
-    let app = app()
-        .flow(&fake)
-        .drain_concurrency(0)
-        .var("PARTIAL_FLUSH_MS", "50")
-        .var("DRAIN_LEASE_SECONDS", "2")
-        .spawn()
-        .await;
-    let (token, _) = app.session("ana").await;
-    let id = app.submit(&token, &format!("{CHAIR} [[fake:long]]")).await;
-
-    let mut child = spawn(&app, &["--follow"]);
-    wait_until(&app, &token, &id, 30, |j| j["partial"].is_string()).await;
+    let (app, token, id, mut child) =
+        follow_mid_job(&fake, Some(("DRAIN_LEASE_SECONDS", "2"))).await;
     signal(&child, "KILL");
     wait_exit(&mut child, 10);
     let j = job(&app, &token, &id).await;
@@ -394,10 +372,19 @@ fn cited_sources(job: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backup_restore_and_reindex_keep_every_document() {
-    let mut first = app().spawn().await;
-    let (ana, _) = first.session("ana").await;
+/// Fails the test with the drain's stderr unless it exited with success.
+#[track_caller]
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Uploads a private document (`vault.txt`) as `token` and waits until the
+/// drain has indexed it, calling `each_poll` at every poll.
+async fn upload_vault_and_wait(app: &TestApp, token: &str, mut each_poll: impl FnMut()) {
     let form = reqwest::multipart::Form::new().part(
         "file",
         reqwest::multipart::Part::bytes(
@@ -405,27 +392,72 @@ async fn backup_restore_and_reindex_keep_every_document() {
         )
         .file_name("vault.txt"),
     );
-    let r = first
+    let r = app
         .raw(
-            first
-                .client
-                .post(format!("{}/api/documents", first.url))
-                .bearer_auth(&ana)
+            app.client
+                .post(format!("{}/api/documents", app.url))
+                .bearer_auth(token)
                 .multipart(form),
         )
         .await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let id = r.body["document_id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while first
-        .get(&format!("/api/documents/{id}"), Some(&ana))
+    while app
+        .get(&format!("/api/documents/{id}"), Some(token))
         .await
         .body["status"]
         != "indexed"
     {
         assert!(Instant::now() < deadline, "the upload was never indexed");
+        each_poll();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Deletes `app`'s knowledge index and its shared `policy.md`: what a restore
+/// must bring back. Returns the data folder.
+fn lose_index_and_a_shared_file(app: &TestApp) -> std::path::PathBuf {
+    let data = std::path::PathBuf::from(&app.vars["FLOWCHAT_DATA_DIR"]);
+    std::fs::remove_file(data.join("knowledge-dev.db")).unwrap();
+    std::fs::remove_file(app.docs.join("policy.md")).unwrap();
+    data
+}
+
+/// A new server on `first`'s files answers `token` from both the uploaded
+/// `vault.txt` and the shared `policy.md`.
+async fn second_server_answers_from_both(first: &TestApp, token: &str) {
+    let second = app()
+        .var("FLOWCHAT_DATA_DIR", &first.vars["FLOWCHAT_DATA_DIR"])
+        .var("DOCUMENTS_PATH", &first.vars["DOCUMENTS_PATH"])
+        .spawn()
+        .await;
+    let job = second
+        .ask(
+            token,
+            "What is the vault combination from the quartermaster?",
+            None,
+        )
+        .await;
+    assert_eq!(
+        cited_sources(&job).first().map(String::as_str),
+        Some("vault.txt"),
+        "{job}"
+    );
+    let job = second.ask(token, CHAIR, None).await;
+    assert_eq!(
+        cited_sources(&job).first().map(String::as_str),
+        Some("policy.md"),
+        "{job}"
+    );
+    second.server.unwrap().stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_restore_and_reindex_keep_every_document() {
+    let mut first = app().spawn().await;
+    let (ana, _) = first.session("ana").await;
+    upload_vault_and_wait(&first, &ana, || {}).await;
     first.server.take().unwrap().stop().await;
 
     // Back up, lose the index and a shared file, restore.
@@ -433,15 +465,9 @@ async fn backup_restore_and_reindex_keep_every_document() {
     let archive = scratch.path().join("flowchat.tar");
     let archive_arg = archive.display().to_string();
     let out = run(&first, &["backup", "--out", &archive_arg]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(stdout(&out).contains("2 document(s)"), "{}", stdout(&out));
-    let data = std::path::PathBuf::from(&first.vars["FLOWCHAT_DATA_DIR"]);
-    std::fs::remove_file(data.join("knowledge-dev.db")).unwrap();
-    std::fs::remove_file(first.docs.join("policy.md")).unwrap();
+    let data = lose_index_and_a_shared_file(&first);
 
     // A damaged archive is refused before anything is written.
     let mut damaged = std::fs::read(&archive).unwrap();
@@ -460,49 +486,16 @@ async fn backup_restore_and_reindex_keep_every_document() {
     );
 
     let out = run(&first, &["restore", "--from", &archive_arg]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(first.docs.join("policy.md").exists());
 
     // Rebuild the folder's documents; the private upload stays.
     let out = run(&first, &["reindex"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(stdout(&out).contains("reindexed"), "{}", stdout(&out));
 
     // A new server on the same files answers from both.
-    let second = app()
-        .var("FLOWCHAT_DATA_DIR", &first.vars["FLOWCHAT_DATA_DIR"])
-        .var("DOCUMENTS_PATH", &first.vars["DOCUMENTS_PATH"])
-        .spawn()
-        .await;
-    let job = second
-        .ask(
-            &ana,
-            "What is the vault combination from the quartermaster?",
-            None,
-        )
-        .await;
-    assert_eq!(
-        cited_sources(&job).first().map(String::as_str),
-        Some("vault.txt"),
-        "{job}"
-    );
-    let job = second
-        .ask(&ana, "How much is the allowance for a desk chair?", None)
-        .await;
-    assert_eq!(
-        cited_sources(&job).first().map(String::as_str),
-        Some("policy.md"),
-        "{job}"
-    );
-    second.server.unwrap().stop().await;
+    second_server_answers_from_both(&first, &ana).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,11 +511,7 @@ async fn documents_indexed_without_vectors_are_embedded_when_the_drain_starts() 
         command.output().unwrap()
     };
     let out = with_embeddings(&["--once"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let embedded: usize = fake
         .requests()
         .iter()
@@ -583,35 +572,7 @@ async fn follow_backs_up_on_a_schedule_keeps_the_newest_and_restores() {
 
     // An upload, indexed by the worker while it backs up every second.
     let (ana, _) = first.session("ana").await;
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(
-            b"The vault combination is four seven one nine, says the quartermaster.".to_vec(),
-        )
-        .file_name("vault.txt"),
-    );
-    let r = first
-        .raw(
-            first
-                .client
-                .post(format!("{}/api/documents", first.url))
-                .bearer_auth(&ana)
-                .multipart(form),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    let id = r.body["document_id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while first
-        .get(&format!("/api/documents/{id}"), Some(&ana))
-        .await
-        .body["status"]
-        != "indexed"
-    {
-        assert!(Instant::now() < deadline, "the upload was never indexed");
-        watch(&mut seen);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    upload_vault_and_wait(&first, &ana, || watch(&mut seen)).await;
     // Two more backups: the later one began after the upload was indexed.
     watch(&mut seen);
     let wanted = (seen.len() + 2).max(3);
@@ -641,44 +602,15 @@ async fn follow_backs_up_on_a_schedule_keeps_the_newest_and_restores() {
 
     // Lose the index and a shared file; restore from the newest archive.
     first.server.take().unwrap().stop().await;
-    let data = std::path::PathBuf::from(&first.vars["FLOWCHAT_DATA_DIR"]);
-    std::fs::remove_file(data.join("knowledge-dev.db")).unwrap();
-    std::fs::remove_file(first.docs.join("policy.md")).unwrap();
+    lose_index_and_a_shared_file(&first);
     let newest = backups.join(kept.last().unwrap());
     let out = run(
         &first,
         &["restore", "--from", &newest.display().to_string()],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(first.docs.join("policy.md").exists());
 
     // A new server on the restored files answers from both.
-    let second = app()
-        .var("FLOWCHAT_DATA_DIR", &first.vars["FLOWCHAT_DATA_DIR"])
-        .var("DOCUMENTS_PATH", &first.vars["DOCUMENTS_PATH"])
-        .spawn()
-        .await;
-    let job = second
-        .ask(
-            &ana,
-            "What is the vault combination from the quartermaster?",
-            None,
-        )
-        .await;
-    assert_eq!(
-        cited_sources(&job).first().map(String::as_str),
-        Some("vault.txt"),
-        "{job}"
-    );
-    let job = second.ask(&ana, CHAIR, None).await;
-    assert_eq!(
-        cited_sources(&job).first().map(String::as_str),
-        Some("policy.md"),
-        "{job}"
-    );
-    second.server.unwrap().stop().await;
+    second_server_answers_from_both(&first, &ana).await;
 }

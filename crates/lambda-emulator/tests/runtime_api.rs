@@ -47,13 +47,33 @@ impl Runtime {
     fn url(&self, id: &str, what: &str) -> String {
         format!("{}/2018-06-01/runtime/invocation/{id}/{what}", self.base)
     }
+
+    /// A request to the invocation's `what` (`response` or `error`).
+    fn post(&self, id: &str, what: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(id, what))
+    }
+
+    /// Sends `body` as the invocation's `what`, with no other header.
+    async fn reply(
+        &self,
+        id: &str,
+        what: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.post(id, what).body(body).send().await.unwrap()
+    }
+}
+
+/// A front with no function behind it: the test plays the runtime.
+async fn front(timeout_secs: u64) -> LambdaFront {
+    LambdaFront::without_function(Duration::from_secs(timeout_secs))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn a_buffered_answer_and_the_event_it_answers() {
-    let front = LambdaFront::without_function(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let front = front(10).await;
     let runtime = Runtime::new(&front);
     let url = front.url();
     let call = tokio::spawn(async move {
@@ -74,14 +94,12 @@ async fn a_buffered_answer_and_the_event_it_answers() {
     assert_eq!(event["requestContext"]["requestId"], id.as_str());
     assert_eq!(event["body"], r#"{"nickname":"a"}"#);
     let r = runtime
-        .client
-        .post(runtime.url(&id, "response"))
-        .body(
+        .reply(
+            &id,
+            "response",
             r#"{"statusCode":201,"headers":{"content-type":"application/json"},"cookies":["c=1"],"body":"{\"ok\":true}"}"#,
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 202);
     let answer = call.await.unwrap();
     assert_eq!(answer.status(), 201);
@@ -89,22 +107,14 @@ async fn a_buffered_answer_and_the_event_it_answers() {
     assert_eq!(answer.text().await.unwrap(), r#"{"ok":true}"#);
 
     // An unknown invocation id is refused.
-    let r = runtime
-        .client
-        .post(runtime.url("nope", "response"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let r = runtime.reply("nope", "response", "{}").await;
     assert_eq!(r.status(), 400);
     front.stop().await;
 }
 
 #[tokio::test]
 async fn a_streamed_answer_reaches_the_client_chunk_by_chunk() {
-    let front = LambdaFront::without_function(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let front = front(10).await;
     let runtime = Runtime::new(&front);
     let url = front.url();
     let call = tokio::spawn(async move {
@@ -120,8 +130,7 @@ async fn a_streamed_answer_reaches_the_client_chunk_by_chunk() {
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let body = reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(receiver));
     let post = runtime
-        .client
-        .post(runtime.url(&id, "response"))
+        .post(&id, "response")
         .header("lambda-runtime-function-response-mode", "streaming")
         .header(
             "content-type",
@@ -160,16 +169,13 @@ async fn a_streamed_answer_reaches_the_client_chunk_by_chunk() {
 
 #[tokio::test]
 async fn errors_and_silence_become_lambdas_own_answers() {
-    let front = LambdaFront::without_function(Duration::from_secs(1))
-        .await
-        .unwrap();
+    let front = front(1).await;
     let runtime = Runtime::new(&front);
     let url = front.url();
     let call = tokio::spawn(async move { reqwest::get(format!("{url}/a")).await.unwrap() });
     let (id, _) = runtime.next().await;
     runtime
-        .client
-        .post(runtime.url(&id, "error"))
+        .post(&id, "error")
         .header("lambda-runtime-function-error-type", "Unhandled")
         .body(r#"{"errorType":"Unhandled","errorMessage":"boom"}"#)
         .send()
@@ -198,9 +204,7 @@ async fn errors_and_silence_become_lambdas_own_answers() {
 
 #[tokio::test]
 async fn concurrent_requests_queue_for_the_instances() {
-    let front = LambdaFront::without_function(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let front = front(10).await;
     let runtime = Runtime::new(&front);
     let url = front.url();
     let calls: Vec<_> = (0..3)
@@ -214,12 +218,12 @@ async fn concurrent_requests_queue_for_the_instances() {
         let (id, event) = runtime.next().await;
         let path = event["rawPath"].as_str().unwrap().to_owned();
         runtime
-            .client
-            .post(runtime.url(&id, "response"))
-            .body(format!(r#"{{"statusCode":200,"body":"{path}"}}"#))
-            .send()
-            .await
-            .unwrap();
+            .reply(
+                &id,
+                "response",
+                format!(r#"{{"statusCode":200,"body":"{path}"}}"#),
+            )
+            .await;
     }
     for (n, call) in calls.into_iter().enumerate() {
         let answer = call.await.unwrap();
@@ -231,9 +235,7 @@ async fn concurrent_requests_queue_for_the_instances() {
 
 #[tokio::test]
 async fn lambdas_payload_limit_is_enforced_by_the_front() {
-    let front = LambdaFront::without_function(Duration::from_secs(10))
-        .await
-        .unwrap();
+    let front = front(10).await;
     let r = reqwest::Client::new()
         .post(format!("{}/api/documents", front.url()))
         .body(vec![0u8; 6 * 1024 * 1024 + 1])

@@ -125,6 +125,61 @@ fn problem(status: u16, got: &(u16, reqwest::header::HeaderMap, Value)) -> Value
     body.clone()
 }
 
+/// The function behind a front with `instances` instances.
+async fn front_with_instances(vars: &[(String, String)], instances: usize) -> LambdaFront {
+    LambdaFront::start_with(
+        binary(),
+        vars,
+        Options {
+            instances,
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Reads an event stream until `done` accepts what has arrived, each chunk
+/// within `secs` (else fails with `expect`); returns what arrived.
+async fn read_events_until(
+    events: &mut reqwest::Response,
+    secs: u64,
+    expect: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let mut received = String::new();
+    while !done(&received) {
+        let chunk = tokio::time::timeout(Duration::from_secs(secs), events.chunk())
+            .await
+            .expect(expect)
+            .unwrap()
+            .unwrap_or_else(|| panic!("the stream ended early: {received}"));
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    received
+}
+
+/// Sends `head` then `body` (none when empty) on a new connection to
+/// `address` and reads the whole answer, within 30 s.
+async fn raw_exchange(address: &str, head: &str, body: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    if !body.is_empty() {
+        stream.write_all(body).await.unwrap();
+    }
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A GET of `url` with `token` as the bearer.
+async fn get_as(client: &reqwest::Client, url: String, token: &str) -> reqwest::Response {
+    client.get(url).bearer_auth(token).send().await.unwrap()
+}
+
 async fn session(client: &reqwest::Client, url: &str, nickname: &str) -> String {
     let r = client
         .post(format!("{url}/api/session"))
@@ -176,22 +231,15 @@ async fn every_kind_of_answer_through_the_runtime_api() {
     // No drain yet: the job waits, and its stream stays open (25 s), yet
     // the first events arrive at once — the answer is streamed, not
     // buffered until the stream ends.
-    let mut events = client
-        .get(format!("{url}/api/chat/{job_id}/events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let mut events = get_as(&client, format!("{url}/api/chat/{job_id}/events"), &token).await;
     assert_eq!(events.status(), 200);
-    let mut received = String::new();
-    while !received.contains("event: status") {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), events.chunk())
-            .await
-            .expect("the first events arrive while the stream is open")
-            .unwrap()
-            .unwrap_or_else(|| panic!("the stream ended early: {received}"));
-        received.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let received = read_events_until(
+        &mut events,
+        5,
+        "the first events arrive while the stream is open",
+        |received| received.contains("event: status"),
+    )
+    .await;
     assert!(received.contains(r#""status":"queued""#), "{received}");
     drop(events);
 
@@ -199,30 +247,18 @@ async fn every_kind_of_answer_through_the_runtime_api() {
     // The event stream arrives while the drain works, and ends with the
     // answer. A second request (a write) is served meanwhile by another
     // instance: requests queue, they do not fail.
-    let mut events = client
-        .get(format!("{url}/api/chat/{job_id}/events"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let mut events = get_as(&client, format!("{url}/api/chat/{job_id}/events"), &token).await;
     assert_eq!(events.status(), 200);
     assert_eq!(events.headers()["content-type"], "text/event-stream");
-    let meanwhile = client
-        .get(format!("{url}/api/conversations"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let meanwhile = get_as(&client, format!("{url}/api/conversations"), &token).await;
     assert_eq!(meanwhile.status(), 200);
-    let mut received = String::new();
-    while !received.contains("event: answer") && !received.contains("event: failed") {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), events.chunk())
-            .await
-            .expect("events arrive before the stream ends")
-            .unwrap()
-            .unwrap_or_else(|| panic!("the stream ended early: {received}"));
-        received.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let received = read_events_until(
+        &mut events,
+        30,
+        "events arrive before the stream ends",
+        |received| received.contains("event: answer") || received.contains("event: failed"),
+    )
+    .await;
     assert!(received.starts_with("retry: "), "{received}");
     assert!(received.contains("event: status"), "{received}");
     assert!(received.contains("event: answer"), "{received}");
@@ -230,12 +266,7 @@ async fn every_kind_of_answer_through_the_runtime_api() {
     drop(events);
 
     // The job as JSON agrees.
-    let r = client
-        .get(format!("{url}/api/chat/{job_id}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = get_as(&client, format!("{url}/api/chat/{job_id}"), &token).await;
     let (status, _, body) = json_of(r).await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "succeeded", "{body}");
@@ -294,51 +325,27 @@ async fn a_declared_length_over_the_limit_is_refused_before_the_body() {
     let gateway = TestGateway::start().await.unwrap();
     let namespace = namespace();
     let vars = vars(&gateway, &namespace, &[]);
-    let front = LambdaFront::start_with(
-        binary(),
-        &vars,
-        Options {
-            instances: 1,
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap();
+    let front = front_with_instances(&vars, 1).await;
     let address = front.url().trim_start_matches("http://").to_owned();
 
     // A Function URL buffers the request before the function runs, so the
     // body is sent; the core then refuses by the declared Content-Length
     // (before reading) with its own 413 problem+json.
     let body = vec![b' '; 70 * 1024];
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(
         "POST /api/chat HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = raw_exchange(&address, &head, &body).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");
 
     // Over Lambda's own 6 MB payload limit the platform refuses, unread.
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(
         "POST /api/documents HTTP/1.1\r\nhost: {address}\r\ncontent-type: multipart/form-data; boundary=x\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         7 * 1024 * 1024
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = raw_exchange(&address, &head, &[]).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 
     front.stop().await;
@@ -349,16 +356,7 @@ async fn writes_are_limited_per_source_ip() {
     let gateway = TestGateway::start().await.unwrap();
     let namespace = namespace();
     let vars = vars(&gateway, &namespace, &[("RATE_LIMIT_IP_PER_MINUTE", "3")]);
-    let front = LambdaFront::start_with(
-        binary(),
-        &vars,
-        Options {
-            instances: 2,
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap();
+    let front = front_with_instances(&vars, 2).await;
     let url = front.url();
     let from = |ip: &str| {
         reqwest::Client::builder()
@@ -436,16 +434,7 @@ async fn production_refuses_sqlite_naming_the_variable() {
 async fn a_binary_upload_arrives_intact() {
     let gateway = TestGateway::start().await.unwrap();
     let vars = vars(&gateway, &namespace(), &[]);
-    let front = LambdaFront::start_with(
-        binary(),
-        &vars,
-        Options {
-            instances: 1,
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap();
+    let front = front_with_instances(&vars, 1).await;
     let url = front.url();
     let client = reqwest::Client::new();
     let token = session(&client, &url, "uploader").await;
@@ -484,12 +473,7 @@ async fn a_binary_upload_arrives_intact() {
     );
 
     let id = upload["document_id"].as_str().unwrap();
-    let r = client
-        .get(format!("{url}/api/documents/{id}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = get_as(&client, format!("{url}/api/documents/{id}"), &token).await;
     let (status, _, document) = json_of(r).await;
     assert_eq!(status, 200, "{document}");
     assert_eq!(document["name"], "politica.md", "{document}");

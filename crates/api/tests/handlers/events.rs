@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::harness::{ADMIN, api, chat_answer};
+use crate::harness::{ADMIN, Reply, TestApi, api, chat_answer};
 
 /// The `(event, data)` pairs of an event stream; comments and `retry` lines
 /// are left out.
@@ -15,6 +15,14 @@ fn events(body: &[u8]) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// `job_id`'s event stream, followed with `token`.
+async fn stream(api: &TestApi, job_id: &str, token: &str) -> Reply {
+    api.get(&format!("/api/chat/{job_id}/events"))
+        .token(token)
+        .send()
+        .await
+}
+
 #[tokio::test]
 async fn a_finished_job_streams_its_status_and_answer() {
     let api = api().build();
@@ -22,11 +30,7 @@ async fn a_finished_job_streams_its_status_and_answer() {
     let (job_id, _) = api.submit(&token, "chairs?").await;
     let job = api.answer_next("Covered [1].").await;
 
-    let r = api
-        .get(&format!("/api/chat/{job_id}/events"))
-        .token(&token)
-        .send()
-        .await;
+    let r = stream(&api, &job_id, &token).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
     assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -53,11 +57,7 @@ async fn a_finished_job_streams_its_status_and_answer() {
     );
 
     // The operator may follow it too.
-    let r = api
-        .get(&format!("/api/chat/{job_id}/events"))
-        .token(ADMIN)
-        .send()
-        .await;
+    let r = stream(&api, &job_id, ADMIN).await;
     assert_eq!(events(&r.bytes).len(), 2);
 }
 
@@ -74,11 +74,7 @@ async fn a_running_job_streams_partial_text_until_the_connection_ends() {
 
     // Nothing more happens: the stream keeps the connection alive, then
     // ends after 25 s (of the test clock) for the client to reconnect.
-    let r = api
-        .get(&format!("/api/chat/{job_id}/events"))
-        .token(&token)
-        .send()
-        .await;
+    let r = stream(&api, &job_id, &token).await;
     let got = events(&r.bytes);
     assert_eq!(
         got,
@@ -100,11 +96,7 @@ async fn a_failed_job_streams_failed() {
     let (token, _) = api.session("ana").await;
     let (job_id, _) = api.submit(&token, "chairs?").await;
     api.fail_next("no model").await;
-    let r = api
-        .get(&format!("/api/chat/{job_id}/events"))
-        .token(&token)
-        .send()
-        .await;
+    let r = stream(&api, &job_id, &token).await;
     let got = events(&r.bytes);
     assert_eq!(got[0].1["status"], "failed");
     assert_eq!(got[0].1["error"], "no model");

@@ -1,15 +1,34 @@
-use serde_json::json;
+use bytes::Bytes;
+use serde_json::{Value, json};
 
-use crate::harness::{START, api};
+use crate::harness::{Reply, START, TestApi, api};
+
+/// `POST /api/session` with `body` as JSON.
+async fn post_json(api: &TestApi, body: Value) -> Reply {
+    api.post("/api/session").json(body).send().await
+}
+
+/// `POST /api/session` with a raw body of `content_type`.
+async fn post_raw(api: &TestApi, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    api.post("/api/session")
+        .body(content_type, body)
+        .send()
+        .await
+}
+
+/// Ana's `POST /api/session` from the address `ip`.
+async fn post_from(api: &TestApi, ip: &str) -> Reply {
+    api.post("/api/session")
+        .json(json!({"nickname": "ana"}))
+        .ip(ip)
+        .send()
+        .await
+}
 
 #[tokio::test]
 async fn a_nickname_gets_a_signed_session() {
     let api = api().build();
-    let r = api
-        .post("/api/session")
-        .json(json!({"nickname": "  Ana  "}))
-        .send()
-        .await;
+    let r = post_json(&api, json!({"nickname": "  Ana  "})).await;
     let body = r.json(201);
     let mut keys: Vec<&str> = body
         .as_object()
@@ -33,56 +52,32 @@ async fn a_nickname_gets_a_signed_session() {
 #[tokio::test]
 async fn bad_bodies_name_the_field() {
     let api = api().build();
-    api.post("/api/session")
-        .json(json!({}))
-        .send()
+    post_json(&api, json!({}))
         .await
         .invalid("nickname", "required");
-    api.post("/api/session")
-        .json(json!({"nickname": 7}))
-        .send()
+    post_json(&api, json!({"nickname": 7}))
         .await
         .invalid("nickname", "type");
-    api.post("/api/session")
-        .json(json!({"nickname": "  "}))
-        .send()
+    post_json(&api, json!({"nickname": "  "}))
         .await
         .invalid("nickname", "required");
-    api.post("/api/session")
-        .json(json!({"nickname": "a<b>"}))
-        .send()
+    post_json(&api, json!({"nickname": "a<b>"}))
         .await
         .invalid("nickname", "characters");
-    api.post("/api/session")
-        .json(json!({"nickname": "x".repeat(41)}))
-        .send()
+    post_json(&api, json!({"nickname": "x".repeat(41)}))
         .await
         .invalid("nickname", "length");
 
-    let r = api
-        .post("/api/session")
-        .body("application/json", "{\"nickname\": ")
-        .send()
-        .await;
-    assert_eq!(
-        r.problem(400)["type"],
-        "urn:flowchat:problem:malformed-json"
-    );
-    let r = api
-        .post("/api/session")
-        .body("application/json", "{\"nickname\": \"ana\"} trailing")
-        .send()
-        .await;
-    assert_eq!(
-        r.problem(400)["type"],
-        "urn:flowchat:problem:malformed-json"
-    );
+    for malformed in ["{\"nickname\": ", "{\"nickname\": \"ana\"} trailing"] {
+        let r = post_raw(&api, "application/json", malformed).await;
+        assert_eq!(
+            r.problem(400)["type"],
+            "urn:flowchat:problem:malformed-json",
+            "{malformed}"
+        );
+    }
 
-    let r = api
-        .post("/api/session")
-        .body("text/plain", "nickname=ana")
-        .send()
-        .await;
+    let r = post_raw(&api, "text/plain", "nickname=ana").await;
     let p = r.problem(415);
     assert_eq!(p["type"], "urn:flowchat:problem:unsupported-media-type");
     assert!(
@@ -99,11 +94,7 @@ async fn bad_bodies_name_the_field() {
 
     // A runtime that did not cap the body still gets a 413.
     let big = format!("{{\"nickname\": \"{}\"}}", "x".repeat(64 * 1024));
-    let r = api
-        .post("/api/session")
-        .body("application/json", big)
-        .send()
-        .await;
+    let r = post_raw(&api, "application/json", big).await;
     let p = r.problem(413);
     assert_eq!(p["limit_bytes"], 64 * 1024);
     assert_eq!(p["type"], "urn:flowchat:problem:payload-too-large");
@@ -113,20 +104,10 @@ async fn bad_bodies_name_the_field() {
 async fn sessions_count_against_the_ip_write_limit() {
     let api = api().var("RATE_LIMIT_IP_PER_MINUTE", "2").build();
     for _ in 0..2 {
-        let r = api
-            .post("/api/session")
-            .json(json!({"nickname": "ana"}))
-            .ip("192.0.2.1")
-            .send()
-            .await;
+        let r = post_from(&api, "192.0.2.1").await;
         r.json(201);
     }
-    let r = api
-        .post("/api/session")
-        .json(json!({"nickname": "ana"}))
-        .ip("192.0.2.1")
-        .send()
-        .await;
+    let r = post_from(&api, "192.0.2.1").await;
     let p = r.problem(429);
     assert_eq!(p["type"], "urn:flowchat:problem:rate-limited");
     let retry: i64 = r.header("retry-after").unwrap().parse().unwrap();
@@ -135,21 +116,11 @@ async fn sessions_count_against_the_ip_write_limit() {
     assert_eq!(r.header("ratelimit-limit"), Some("2"));
     assert_eq!(r.header("ratelimit-remaining"), Some("0"));
     // Another address is counted apart.
-    let r = api
-        .post("/api/session")
-        .json(json!({"nickname": "ana"}))
-        .ip("192.0.2.2")
-        .send()
-        .await;
+    let r = post_from(&api, "192.0.2.2").await;
     r.json(201);
     // The window passes.
     api.platform.advance_secs(61);
-    let r = api
-        .post("/api/session")
-        .json(json!({"nickname": "ana"}))
-        .ip("192.0.2.1")
-        .send()
-        .await;
+    let r = post_from(&api, "192.0.2.1").await;
     r.json(201);
 }
 

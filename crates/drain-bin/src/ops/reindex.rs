@@ -8,6 +8,17 @@ use flowchat_store::NewJob;
 use crate::error::CliError;
 use crate::run::open_drain;
 
+/// A job, due now, that scans the shared documents folder (what the API
+/// queues for it).
+pub(super) fn shared_folder_job() -> NewJob {
+    NewJob {
+        id: JobId::from_random(flowchat_startup::random_bytes()),
+        owner: None,
+        payload: JobPayload::IngestSharedFolder,
+        now: flowchat_startup::now(),
+    }
+}
+
 /// Drops the folder's documents from the index and scans the folder again,
 /// through the same ingest job the API queues, so chunking, embeddings and
 /// the catalog all follow the current configuration.
@@ -44,12 +55,7 @@ pub async fn reindex(config: &DrainConfig) -> Result<(), CliError> {
         }
     }
     let job = store
-        .enqueue(NewJob {
-            id: JobId::from_random(flowchat_startup::random_bytes()),
-            owner: None,
-            payload: JobPayload::IngestSharedFolder,
-            now: flowchat_startup::now(),
-        })
+        .enqueue(shared_folder_job())
         .await
         .map_err(|e| other(e.into()))?;
     // Other queued jobs may be processed too: that is harmless, and the

@@ -286,13 +286,14 @@ mod tests {
     /// guard is held, a claimed ingest job waits; it goes on once released.
     #[tokio::test]
     async fn ingests_wait_while_the_index_is_held_for_a_backup() {
-        use flowchat_domain::JobId;
         use flowchat_domain::config::DrainSettings;
-        use flowchat_domain::model::{DocumentOwner, JobPayload};
+        use flowchat_domain::model::DocumentOwner;
         use flowchat_drain::{Answerer, DrainOptions};
         use flowchat_knowledge::{ChunkSettings, KnowledgeIndex, SqliteIndex};
+        use flowchat_store::Store;
         use flowchat_store::sqlite::SqliteStore;
-        use flowchat_store::{NewJob, Store};
+
+        use crate::ops::reindex::shared_folder_job;
 
         let dir = tempfile::tempdir().unwrap();
         let docs = dir.path().join("docs");
@@ -323,15 +324,7 @@ mod tests {
                 platform: Arc::new(flowchat_startup::NativePlatform),
             },
         );
-        store
-            .enqueue(NewJob {
-                id: JobId::from_random(flowchat_startup::random_bytes()),
-                owner: None,
-                payload: JobPayload::IngestSharedFolder,
-                now: flowchat_startup::now(),
-            })
-            .await
-            .unwrap();
+        store.enqueue(shared_folder_job()).await.unwrap();
 
         let quiet = drain.index_quiet().await;
         let pass = tokio::spawn({
