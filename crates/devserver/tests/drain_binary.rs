@@ -8,25 +8,15 @@ mod common;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestApp, app, drain_binary};
+use common::{TestApp, app};
 use flowchat_fake_flow::{FakeFlow, Fault, Target};
 use serde_json::{Value, json};
 
 const CHAIR: &str = "How much is the allowance for a desk chair?";
 
 fn drain_command(app: &TestApp, args: &[&str]) -> Command {
-    let mut command = Command::new(drain_binary());
-    command.args(args).env_clear();
-    for (k, v) in &app.vars {
-        command.env(k, v);
-    }
-    command
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        // Never pick up a developer's .env from the working directory.
-        .current_dir(&app.vars["FLOWCHAT_DATA_DIR"]);
-    command
+    let dir = std::path::Path::new(&app.vars["FLOWCHAT_DATA_DIR"]);
+    common::drain_command(&app.vars, dir, args)
 }
 
 fn run(app: &TestApp, args: &[&str]) -> Output {

@@ -50,20 +50,15 @@ impl DrainProcess {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(common::drain_binary());
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("FLOWCHAT_STORE", "upstash")
-            .env("UPSTASH_REDIS_REST_URL", &self.gateway_url)
-            .env("UPSTASH_REDIS_REST_TOKEN", &self.token)
-            .env("DOCUMENTS_PATH", self.dir.path().join("documents"))
-            .env("FLOWCHAT_DATA_DIR", self.dir.path().join("data"))
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .current_dir(self.dir.path());
-        command
+        let path = |p: &str| self.dir.path().join(p).display().to_string();
+        let vars = [
+            ("FLOWCHAT_STORE", "upstash".to_owned()),
+            ("UPSTASH_REDIS_REST_URL", self.gateway_url.clone()),
+            ("UPSTASH_REDIS_REST_TOKEN", self.token.clone()),
+            ("DOCUMENTS_PATH", path("documents")),
+            ("FLOWCHAT_DATA_DIR", path("data")),
+        ];
+        common::drain_command(vars, self.dir.path(), args)
     }
 
     fn spawn(&self, args: &[&str]) -> Child {

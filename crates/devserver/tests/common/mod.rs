@@ -279,3 +279,27 @@ pub fn drain_binary() -> PathBuf {
     );
     path
 }
+
+/// `flowchat-drain ARGS` with only `vars` (and `PATH`) in its environment,
+/// JSON logs at info on stderr, run in `dir` so that it never picks up a
+/// developer's `.env`.
+pub fn drain_command<K, V>(
+    vars: impl IntoIterator<Item = (K, V)>,
+    dir: &Path,
+    args: &[&str],
+) -> std::process::Command
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let mut command = std::process::Command::new(drain_binary());
+    command
+        .args(args)
+        .env_clear()
+        .envs(vars)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .current_dir(dir);
+    command
+}
