@@ -3,29 +3,146 @@
 //! Vercel's request to the portable `http::Request<Bytes>` (the body read by
 //! `flowchat_api::read_limited`, so an oversized one is refused unread),
 //! hands it to `flowchat_api::handle`, and streams the answer back.
+//!
+//! Two functions do more: `POST /api/chat` ([`serve_chat`]) may drain the
+//! queue after answering, and `GET /api/cron/drain` ([`serve_cron_drain`])
+//! is Vercel's scheduled drain; both are in [`function_drain`].
+
+pub mod cron;
+pub mod function_drain;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use flowchat_api::{AppContext, ClientIp};
-use vercel_runtime::{Error, Request, Response, ResponseBody, service_fn};
+use vercel_runtime::{AppState, Error, Request, Response, ResponseBody, service_fn};
+
+pub use cron::serve_cron_drain;
+use function_drain::{FunctionDrain, PassLimits, SignalWhenSent};
 
 /// Serves one function. `route` is its path pattern, e.g. `/api/chat/[id]`:
 /// Vercel passes a dynamic segment as `?id=`, which is put back into the
 /// path when the request arrives under the file's own name.
 pub async fn serve(route: &'static str) -> Result<(), Error> {
+    serve_with(route, false).await
+}
+
+/// `POST /api/chat`: [`serve`], and — with the remote index, unless
+/// `DRAIN_AFTER_RESPONSE=off` — a short drain pass after each 202, so an
+/// answer starts within about a second instead of at the next cron tick.
+///
+/// How the pass runs after the response: vercel_runtime 2.4's
+/// [`AppState::wait_until`] spawns a future and holds the invocation open
+/// (the `end` message to Vercel waits for it, up to `maxDuration`) while
+/// the response itself is returned at once. The 202's body reports when the
+/// server is done writing it ([`SignalWhenSent`]), and the pass starts only
+/// then, so the client has its 202 before the drain claims anything. The
+/// pass claims for `DRAIN_AFTER_RESPONSE_SECONDS` (default 5) in this
+/// deployment's namespace; jobs it claimed are finished. The cron route
+/// remains the safety net for whatever is left.
+pub async fn serve_chat() -> Result<(), Error> {
+    serve_with("/api/chat", true).await
+}
+
+async fn serve_with(route: &'static str, drain_after_response: bool) -> Result<(), Error> {
     let config = flowchat_startup::config_from_env()?;
     flowchat_startup::init_tracing(config.log_format);
     let secret = flowchat_startup::session_secret(&config)?;
     let upstash = flowchat_config::upstash_config(flowchat_startup::env_var)?;
     let store = flowchat_startup::open_store(&config, upstash).await?;
-    let platform = Arc::new(flowchat_startup::NativePlatform);
+    let platform: Arc<dyn flowchat_api::Platform> = Arc::new(flowchat_startup::NativePlatform);
+    let after = match drain_after_response {
+        true => AfterResponse::from_env(&config, store.clone(), platform.clone())?.map(Arc::new),
+        false => None,
+    };
+    if let Some(after) = after.clone() {
+        // Assembled while the instance starts (Chroma's collection, the
+        // model clients), so the first 202's pass does not wait for it.
+        tokio::spawn(async move {
+            if let Err(error) = after.drain.get().await {
+                tracing::warn!(%error, "the drain after the response is not ready yet");
+            }
+        });
+    }
     let ctx = Arc::new(AppContext::new(config, store, platform, secret));
-    vercel_runtime::run(service_fn(move |req: Request| {
+    vercel_runtime::run(service_fn(move |req: Request, state: AppState| {
         let ctx = ctx.clone();
-        async move { Ok::<_, Error>(answer(&ctx, route, req).await) }
+        let after = after.clone();
+        async move {
+            let response = answer(&ctx, route, req).await;
+            Ok::<_, Error>(match after {
+                Some(after) if response.status() == http::StatusCode::ACCEPTED => {
+                    after.schedule(response, &state)
+                }
+                _ => response,
+            })
+        }
     }))
     .await
+}
+
+/// The chat function's drain after the response (see [`serve_chat`]).
+struct AfterResponse {
+    drain: FunctionDrain,
+    limits: PassLimits,
+}
+
+impl AfterResponse {
+    fn from_env(
+        config: &flowchat_domain::config::Config,
+        store: Arc<dyn flowchat_store::Store>,
+        platform: Arc<dyn flowchat_api::Platform>,
+    ) -> Result<Option<AfterResponse>, flowchat_domain::ConfigError> {
+        let lookup = flowchat_startup::env_var;
+        let Some(budget) = function_drain::after_response_secs(config.vector_store, lookup)? else {
+            return Ok(None);
+        };
+        let drain_config = flowchat_config::drain_config(lookup)?;
+        let limits = PassLimits::new(budget, drain_config.app.drain.shutdown_grace_secs.into());
+        tracing::info!(
+            budget_secs = budget,
+            "answers are drained right after the 202 (DRAIN_AFTER_RESPONSE)"
+        );
+        Ok(Some(AfterResponse {
+            drain: FunctionDrain::after_response(&drain_config, store, platform),
+            limits,
+        }))
+    }
+
+    /// Registers the pass with the runtime and returns the 202, whose body
+    /// starts the pass once written.
+    fn schedule(
+        self: Arc<Self>,
+        response: Response<ResponseBody>,
+        state: &AppState,
+    ) -> Response<ResponseBody> {
+        let (parts, body) = response.into_parts();
+        let (body, sent) = SignalWhenSent::new(body);
+        state.wait_until(async move {
+            // The body is dropped once hyper has written it (or the client
+            // went away); a second at most, so nothing holds the pass back.
+            let _ = tokio::time::timeout(Duration::from_secs(1), sent).await;
+            match self.drain.pass(self.limits).await {
+                Ok(outcome) => tracing::info!(
+                    claimed = outcome.claimed,
+                    succeeded = outcome.succeeded,
+                    retried = outcome.retried,
+                    dead_lettered = outcome.dead_lettered,
+                    released = outcome.released,
+                    "drain pass after the response finished"
+                ),
+                Err(error) => tracing::warn!(
+                    %error,
+                    "drain pass after the response failed; the cron drain will take the job"
+                ),
+            }
+        });
+        Response::from_parts(
+            parts,
+            ResponseBody(http_body_util::combinators::BoxBody::new(body)),
+        )
+    }
 }
 
 async fn answer(ctx: &AppContext, route: &str, req: Request) -> Response<ResponseBody> {

@@ -398,6 +398,25 @@ async fn flush_progress(
     }
 }
 
+/// Extends the lease of a job that streams no progress (ingest, delete)
+/// every third of the lease while it runs, so a slow one is not taken over
+/// and run a second time by another drain. Only returns when the claim is
+/// lost: the caller then abandons the job.
+pub(crate) async fn keep_lease(env: &JobEnv<'_>, claim: &ClaimedJob) -> JobError {
+    loop {
+        tokio::time::sleep(env.lease / 3).await;
+        let now = env.clock.now();
+        let lease_until = now.plus_millis(env.lease.as_millis() as i64);
+        // No text: the job's `partial` stays empty; only the lease moves.
+        match env.store.record_progress(claim, "", lease_until, now).await {
+            Ok(true) => tracing::debug!("lease extended"),
+            Ok(false) => return JobError::ClaimLost,
+            // The lease still has two thirds to run; the next tick retries.
+            Err(e) => tracing::warn!(error = %e, "could not extend the job's lease"),
+        }
+    }
+}
+
 /// Brings the index and the catalog in step with the shared folder.
 pub(crate) async fn ingest_shared_folder(
     env: &JobEnv<'_>,

@@ -9,6 +9,7 @@ use flowchat_domain::model::{IngestReport, JobPayload};
 use flowchat_knowledge::{ChunkEmbedder, ChunkSettings, KnowledgeIndex};
 use flowchat_store::{ClaimRequest, ClaimedJob, FailureOutcome, Store, StoreError};
 use tokio::sync::{Notify, RwLock, RwLockWriteGuard, watch};
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::backoff::retry_delay_ms;
@@ -165,35 +166,36 @@ impl Drain {
         }
     }
 
-    /// Claims up to `concurrency` jobs and processes them concurrently.
-    pub async fn pass(self: &Arc<Self>) -> Result<PassOutcome, StoreError> {
+    async fn claim(&self, max_jobs: u32) -> Result<Vec<ClaimedJob>, StoreError> {
         self.heartbeat_if_due().await;
-        let claims = self
-            .store
+        self.store
             .claim(&ClaimRequest {
                 worker: self.options.worker_id.clone(),
-                max_jobs: self.options.concurrency.max(1),
+                max_jobs,
                 lease_ms: self.options.settings.lease_secs as i64 * 1000,
                 max_attempts: self.options.settings.max_attempts,
                 now: self.now(),
             })
-            .await?;
+            .await
+    }
+
+    /// Claims up to `concurrency` jobs and processes them concurrently,
+    /// returning when all of them are done. [`Drain::run`] and
+    /// [`Drain::run_until_idle`] do not use it: there each slot claims its
+    /// next job as soon as it is free.
+    pub async fn pass(self: &Arc<Self>) -> Result<PassOutcome, StoreError> {
+        let claims = self.claim(self.options.concurrency.max(1)).await?;
         let mut outcome = PassOutcome {
             claimed: claims.len() as u32,
             ..PassOutcome::default()
         };
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut tasks = JoinSet::new();
         for claim in claims {
             let drain = self.clone();
             tasks.spawn(async move { drain.process(claim).await });
         }
         while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(one) => outcome.add(one),
-                Err(e) => {
-                    tracing::error!(error = %e, "a job task panicked; its lease will expire and it will be retried")
-                }
-            }
+            reap(done, &mut outcome);
         }
         Ok(outcome)
     }
@@ -211,82 +213,160 @@ impl Drain {
 
     /// [`Drain::run_until_idle`] that also stops on `shutdown` (see
     /// [`Drain::run`] for what stopping does to jobs in flight).
+    ///
+    /// Each of the `concurrency` slots claims its next job as soon as it is
+    /// free, so a slow job holds one slot, not the drain. It stops claiming
+    /// once a claim finds nothing and no job is in flight (a job in flight
+    /// may still fail and be due again at once), or the budget is spent; a
+    /// store error ends it too, after the jobs in flight are done.
     pub async fn run_until_idle_or_shutdown(
         self: &Arc<Self>,
         budget: Duration,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<PassOutcome, StoreError> {
-        let started = Instant::now();
-        let mut total = PassOutcome::default();
-        while started.elapsed() < budget && !*shutdown.borrow() {
-            let pass = self.pass_or_shutdown(&mut shutdown).await?;
-            total.add(pass);
-            if pass.claimed == 0 {
-                break;
-            }
-        }
-        Ok(total)
+        self.drive(Some(budget), &mut shutdown).await
     }
 
-    /// Runs until `shutdown` turns true: polls with adaptive backoff (at once
-    /// while busy, up to 2 s when idle) and wakes early when notified.
+    /// Runs until `shutdown` turns true: each slot claims its next job as
+    /// soon as it is free; with nothing to claim it polls with adaptive
+    /// backoff (at once while busy, up to 2 s when idle) and wakes early when
+    /// notified.
     ///
     /// On shutdown it claims nothing more; jobs in flight get the grace
     /// period (`DRAIN_SHUTDOWN_GRACE_SECONDS`) to finish, then are stopped
     /// and released unprocessed so another drain takes them at once.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut idle_ms = IDLE_POLL_MIN_MS;
         // Run again after an earlier run's shutdown (a namespace that went
         // idle and came back): jobs from now on are not aborted.
         self.abort.send_replace(false);
         tracing::info!(worker = %self.options.worker_id, "drain started");
-        while !*shutdown.borrow() {
-            match self.pass_or_shutdown(&mut shutdown).await {
-                Ok(outcome) if outcome.claimed > 0 => {
+        // Follow mode reports store errors and backs off; it never fails.
+        let _ = self.drive(None, &mut shutdown).await;
+        tracing::info!(worker = %self.options.worker_id, "drain stopped");
+    }
+
+    /// The claim loop of [`Drain::run`] (`budget` is `None`: follow the
+    /// queue until shutdown) and [`Drain::run_until_idle_or_shutdown`].
+    ///
+    /// One loop claims for all slots: whenever a slot is free it claims up
+    /// to the number of free slots and spawns each job, so no job waits for
+    /// another to finish, and an idle drain makes one poll per backoff step
+    /// whatever its concurrency.
+    async fn drive(
+        self: &Arc<Self>,
+        budget: Option<Duration>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<PassOutcome, StoreError> {
+        let started = Instant::now();
+        let slots = self.options.concurrency.max(1) as usize;
+        let follow = budget.is_none();
+        let mut tasks: JoinSet<PassOutcome> = JoinSet::new();
+        let mut total = PassOutcome::default();
+        let mut idle_ms = IDLE_POLL_MIN_MS;
+        let mut failure = None;
+        loop {
+            while let Some(done) = tasks.try_join_next() {
+                reap(done, &mut total);
+            }
+            if *shutdown.borrow() || budget.is_some_and(|b| started.elapsed() >= b) {
+                break;
+            }
+            if tasks.len() >= slots {
+                // Every slot busy: claim again when one is free.
+                tokio::select! {
+                    Some(done) = tasks.join_next() => reap(done, &mut total),
+                    _ = wait_for_true(shutdown) => {}
+                }
+                continue;
+            }
+            match self.claim((slots - tasks.len()) as u32).await {
+                Ok(claims) if !claims.is_empty() => {
                     idle_ms = IDLE_POLL_MIN_MS;
+                    total.claimed += claims.len() as u32;
+                    for claim in claims {
+                        let drain = self.clone();
+                        tasks.spawn(async move { drain.process(claim).await });
+                    }
                     continue;
                 }
-                Ok(_) => idle_ms = (idle_ms * 2).min(IDLE_POLL_MAX_MS),
-                Err(e) => {
-                    tracing::warn!(error = %e, "drain pass failed; backing off");
+                Ok(_) if follow => idle_ms = (idle_ms * 2).min(IDLE_POLL_MAX_MS),
+                Ok(_) => {
+                    if tasks.is_empty() {
+                        break;
+                    }
+                    // Nothing claimable now; look again when a job in
+                    // flight ends (it may be due again at once).
+                    tokio::select! {
+                        Some(done) = tasks.join_next() => reap(done, &mut total),
+                        _ = wait_for_true(shutdown) => {}
+                    }
+                    continue;
+                }
+                Err(e) if follow => {
+                    tracing::warn!(error = %e, "drain claim failed; backing off");
                     idle_ms = IDLE_POLL_MAX_MS;
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
                 }
             }
             tokio::select! {
                 _ = self.wake.notified() => idle_ms = IDLE_POLL_MIN_MS,
                 _ = tokio::time::sleep(Duration::from_millis(idle_ms)) => {}
+                // A slot came free: reap it (the loop then claims again).
+                Some(done) = tasks.join_next() => reap(done, &mut total),
                 _ = shutdown.changed() => {}
             }
         }
-        tracing::info!(worker = %self.options.worker_id, "drain stopped");
+        self.finish_in_flight(&mut tasks, &mut total, shutdown)
+            .await;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
     }
 
-    /// One pass; if `shutdown` fires meanwhile, the jobs in flight get the
-    /// grace period, then are aborted (and release their claims).
-    async fn pass_or_shutdown(
-        self: &Arc<Self>,
+    /// Claiming is over: waits for the jobs in flight. If `shutdown` fires
+    /// (or has fired), they get the grace period, then are aborted (and
+    /// release their claims).
+    async fn finish_in_flight(
+        &self,
+        tasks: &mut JoinSet<PassOutcome>,
+        total: &mut PassOutcome,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<PassOutcome, StoreError> {
-        let pass = self.pass();
-        tokio::pin!(pass);
-        if *shutdown.borrow() {
-            return Ok(PassOutcome::default());
-        }
-        tokio::select! {
-            outcome = &mut pass => return outcome,
-            _ = wait_for_true(shutdown) => {}
+    ) {
+        loop {
+            tokio::select! {
+                done = tasks.join_next() => match done {
+                    Some(done) => reap(done, total),
+                    None => return,
+                },
+                _ = wait_for_true(shutdown) => break,
+            }
         }
         let grace = Duration::from_secs(self.options.settings.shutdown_grace_secs as u64);
         tracing::info!(
             grace_secs = grace.as_secs(),
+            in_flight = tasks.len(),
             "shutting down: claiming nothing more; jobs in flight may finish"
         );
-        if let Ok(outcome) = tokio::time::timeout(grace, &mut pass).await {
-            return outcome;
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                done = tasks.join_next() => match done {
+                    Some(done) => reap(done, total),
+                    None => return,
+                },
+                _ = &mut deadline => break,
+            }
         }
         tracing::warn!("grace period over: releasing the jobs still in flight");
         self.abort.send_replace(true);
-        pass.await
+        while let Some(done) = tasks.join_next().await {
+            reap(done, total);
+        }
     }
 
     async fn process(&self, claim: ClaimedJob) -> PassOutcome {
@@ -312,6 +392,10 @@ impl Drain {
                     };
                     jobs::run(&env, &claim, &mut timing).await
                 } => result,
+                // Chat jobs extend their lease as they stream; the others
+                // (ingest, delete) stream nothing, so their lease is kept
+                // here, also while they wait for `index_quiet`.
+                lost = jobs::keep_lease(&env, &claim), if writes_index => Err(lost),
                 _ = wait_for_true(&mut abort) => {
                     return self.release(&claim).await;
                 }
@@ -406,6 +490,16 @@ impl Drain {
             }
         }
         Ok(())
+    }
+}
+
+/// Adds a finished job's outcome to `total`.
+fn reap(done: Result<PassOutcome, tokio::task::JoinError>, total: &mut PassOutcome) {
+    match done {
+        Ok(one) => total.add(one),
+        Err(e) => {
+            tracing::error!(error = %e, "a job task panicked; its lease will expire and it will be retried")
+        }
     }
 }
 

@@ -14,6 +14,15 @@
 //! Paged documents (PDF) are split one page at a time: a chunk never spans
 //! two pages, so its `page` is exact (at the cost of no overlap across a page
 //! break). Positions run on across pages.
+//!
+//! The work is linear in the text, whatever the text: the splitter looks at
+//! the rest of the current word or sentence for every chunk, which for a
+//! hostile text (a megabyte with no space) is quadratic. So a run of more
+//! than [`LONG_RUN_BYTES`] without whitespace is cut by a plain fallback
+//! (pieces measured in tokens, no overlap), and the splitter is given at most
+//! [`WINDOW_BYTES`] at a time, cut at a paragraph break (else a line break,
+//! else a space). Ordinary text has no such runs, and windows only matter for
+//! texts longer than one, where a chunk ends at the window's paragraph break.
 
 use std::ops::Range;
 
@@ -23,6 +32,13 @@ use tiktoken_rs::CoreBPE;
 
 use crate::error::KnowledgeError;
 use crate::loader::LoadedDocument;
+
+/// Runs of non-whitespace longer than this (bytes) are cut by the fallback,
+/// not the splitter. No word is this long; a base64 blob or a hostile file is.
+pub const LONG_RUN_BYTES: usize = 1024;
+
+/// The most text (bytes) the splitter is given at once.
+pub const WINDOW_BYTES: usize = 32 * 1024;
 
 /// How large chunks are, in `cl100k_base` tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,14 +126,20 @@ pub fn chunk_document(
     };
     // Paged documents are split page by page, so no chunk spans two pages
     // and every chunk's page is exact; offsets stay document-wide.
-    let pieces: Vec<(usize, &str)> = segments(&doc.text, &doc.page_starts)
+    let text = doc.text.as_str();
+    let pieces: Vec<(usize, &str)> = segments(text, &doc.page_starts)
         .into_iter()
-        .flat_map(|range| {
-            let base = range.start;
-            splitter
-                .split(&doc.text[range])
-                .into_iter()
-                .map(move |(offset, text)| (base + offset, text))
+        .flat_map(|range| spans(text, range))
+        .flat_map(|span| match span {
+            Span::Split(range) => {
+                let base = range.start;
+                splitter
+                    .split(&text[range])
+                    .into_iter()
+                    .map(|(offset, piece)| (base + offset, piece))
+                    .collect::<Vec<_>>()
+            }
+            Span::Run(range) => cut_run(text, range, settings.max_tokens),
         })
         .collect();
     let headings = if markdown {
@@ -187,6 +209,104 @@ fn segments(text: &str, page_starts: &[usize]) -> Vec<Range<usize>> {
         .map(|w| w[0]..w[1])
         .filter(|r| !r.is_empty())
         .collect()
+}
+
+/// A stretch of text and how it is split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Span {
+    /// By the splitter (at most [`WINDOW_BYTES`]).
+    Split(Range<usize>),
+    /// By [`cut_run`]: a run of non-whitespace over [`LONG_RUN_BYTES`].
+    Run(Range<usize>),
+}
+
+/// `range` of `text` as spans: long runs apart, the rest in windows.
+fn spans(text: &str, range: Range<usize>) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut pending = range.start;
+    let mut run_start: Option<usize> = None;
+    let chars = text[range.clone()]
+        .char_indices()
+        .map(|(i, c)| (range.start + i, c.is_whitespace()))
+        .chain(std::iter::once((range.end, true)));
+    for (at, space) in chars {
+        match (space, run_start) {
+            (false, None) => run_start = Some(at),
+            (true, Some(start)) => {
+                run_start = None;
+                if at - start > LONG_RUN_BYTES {
+                    windows(text, pending..start, &mut spans);
+                    spans.push(Span::Run(start..at));
+                    pending = at;
+                }
+            }
+            _ => {}
+        }
+    }
+    windows(text, pending..range.end, &mut spans);
+    spans
+}
+
+/// Cuts `range` into windows of at most [`WINDOW_BYTES`], each ending at the
+/// last paragraph break in its second half, else line break, else
+/// whitespace (there is one: runs are shorter than half a window).
+fn windows(text: &str, mut range: Range<usize>, spans: &mut Vec<Span>) {
+    while range.len() > WINDOW_BYTES {
+        let limit = char_floor(text, range.start + WINDOW_BYTES);
+        let half = char_floor(text, range.start + WINDOW_BYTES / 2);
+        let window = &text[half..limit];
+        let cut = window
+            .rfind("\n\n")
+            .map(|i| i + 2)
+            .or_else(|| window.rfind('\n').map(|i| i + 1))
+            .or_else(|| {
+                window
+                    .char_indices()
+                    .rev()
+                    .find(|(_, c)| c.is_whitespace())
+                    .map(|(i, c)| i + c.len_utf8())
+            })
+            .map_or(limit, |i| half + i);
+        spans.push(Span::Split(range.start..cut));
+        range.start = cut;
+    }
+    if !range.is_empty() {
+        spans.push(Span::Split(range));
+    }
+}
+
+/// The largest character boundary of `text` at or below `at`.
+fn char_floor(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// Cuts a long run into pieces of at most `max_tokens` tokens (at least one
+/// character each), without the splitter: a guess of four bytes a token,
+/// shrunk in proportion until it fits. Each guess costs one count of at most
+/// `4 × max_tokens` bytes, and a few guesses do, so this is linear.
+fn cut_run(text: &str, range: Range<usize>, max_tokens: usize) -> Vec<(usize, &str)> {
+    let mut pieces = Vec::new();
+    let mut start = range.start;
+    while start < range.end {
+        let one_char = start + text[start..].chars().next().map_or(1, char::len_utf8);
+        let mut end =
+            char_floor(text, start.saturating_add(4 * max_tokens).min(range.end)).max(one_char);
+        loop {
+            let tokens = count_tokens(&text[start..end]);
+            if tokens <= max_tokens || end == one_char {
+                break;
+            }
+            let shrunk = start + (end - start) * max_tokens / tokens * 9 / 10;
+            end = char_floor(text, shrunk).max(one_char);
+        }
+        pieces.push((start, &text[start..end]));
+        start = end;
+    }
+    pieces
 }
 
 /// A heading in the source: where it starts, its level (1–6) and its text.

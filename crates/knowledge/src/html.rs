@@ -14,7 +14,10 @@
 //! - `<h1>`–`<h6>` as `#`–`######` headings (one line each);
 //! - paragraphs and other blocks as paragraphs separated by blank lines,
 //!   `<br>` as a line break;
-//! - list items as `- ` lines (nested lists indented by two spaces);
+//! - list items as `- ` lines (nested lists indented by two spaces per
+//!   level, up to [`MAX_LIST_INDENT`] levels: deeper items are indented like
+//!   the deepest, so hostile nesting cannot make the output grow with the
+//!   square of the input);
 //! - table rows as one line each, cells joined with ` | `;
 //! - `<pre>` as fenced code blocks, whitespace kept.
 //!
@@ -34,12 +37,28 @@ use ego_tree::NodeId;
 use ego_tree::iter::Edge;
 use scraper::{Html, Node};
 
+/// Nested list levels that get their own indentation; deeper ones share the
+/// last. Markdown readers seldom show more, and it keeps the output linear in
+/// the input (each item costs at most `2 × MAX_LIST_INDENT + 2` bytes of
+/// indentation and marker).
+pub(crate) const MAX_LIST_INDENT: usize = 8;
+
 /// The Markdown-ish text of an HTML document (see the module docs).
+#[cfg(test)]
 pub(crate) fn to_markdown(source: &str) -> String {
+    to_markdown_within(source, usize::MAX).expect("no limit")
+}
+
+/// [`to_markdown`] that stops writing once the text passes `limit` bytes:
+/// `None` when it would be longer.
+pub(crate) fn to_markdown_within(source: &str, limit: usize) -> Option<String> {
     let html = Html::parse_document(source);
     let title = title_of(&html);
 
-    let mut w = Writer::default();
+    let mut w = Writer {
+        limit,
+        ..Writer::default()
+    };
     let mut skip: Option<NodeId> = None;
     for edge in html.tree.root().traverse() {
         match edge {
@@ -72,6 +91,9 @@ pub(crate) fn to_markdown(source: &str) -> String {
                 }
             }
         }
+        if w.out.len() > limit {
+            return None;
+        }
     }
     w.flush_paragraph();
 
@@ -91,7 +113,7 @@ pub(crate) fn to_markdown(source: &str) -> String {
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
-    out
+    (out.len() <= limit).then_some(out)
 }
 
 /// The text of the document's first `<title>`, whitespace collapsed.
@@ -173,6 +195,9 @@ enum BlockKind {
 #[derive(Default)]
 struct Writer {
     out: String,
+    /// Once `out` passes this many bytes, nothing more is written (the
+    /// caller gives up on the document).
+    limit: usize,
     last: Option<BlockKind>,
     /// Inline text of the block being read; `\n` only from `<br>`.
     inline: String,
@@ -355,7 +380,7 @@ impl Writer {
         if lines.is_empty() {
             return;
         }
-        let depth = self.items.len().saturating_sub(1);
+        let depth = self.items.len().saturating_sub(1).min(MAX_LIST_INDENT);
         match self.items.last_mut() {
             Some((_, marked)) => {
                 let indent = "  ".repeat(depth);
@@ -391,6 +416,9 @@ impl Writer {
     }
 
     fn write_block(&mut self, kind: BlockKind, block: &str) {
+        if self.out.len() > self.limit {
+            return;
+        }
         if !self.out.is_empty() {
             let tight =
                 self.last == Some(kind) && matches!(kind, BlockKind::ListItem | BlockKind::Row);
@@ -512,6 +540,25 @@ mod tests {
     fn fences_outgrow_backticks_in_code() {
         let md = to_markdown("<pre>a ```` b</pre>");
         assert_eq!(md, "`````\na ```` b\n`````\n");
+    }
+
+    #[test]
+    fn deep_lists_are_indented_at_most_max_list_indent_levels() {
+        let md = to_markdown(&"<ul><li>a".repeat(12));
+        let widest = md.lines().map(|l| l.len()).max().unwrap();
+        assert_eq!(widest, 2 * MAX_LIST_INDENT + "- a".len(), "{md}");
+        assert!(md.starts_with("- a\n  - a\n    - a\n"), "{md}");
+        assert_eq!(md.lines().count(), 12);
+    }
+
+    #[test]
+    fn writing_stops_past_the_limit() {
+        let page = "<p>words and more words</p>".repeat(100);
+        assert!(to_markdown_within(&page, 100).is_none());
+        assert_eq!(
+            to_markdown_within(&page, usize::MAX).as_deref(),
+            Some(to_markdown(&page).as_str())
+        );
     }
 
     #[test]

@@ -14,6 +14,12 @@
 //!   rows, code; page chrome and scripts dropped; see the `html` module), then
 //!   chunked like Markdown so chunks get heading paths. Read as UTF-8, or in
 //!   the legacy charset its `<meta charset>` declares when it is not UTF-8.
+//!
+//! Every format has the same output budget: at most
+//! [`MAX_EXTRACTED_TEXT_BYTES`] of text (2.5 times the largest upload), so
+//! what the chunker and the embedder get is bounded whatever the input. More
+//! fails the document with [`KnowledgeError::TextTooLarge`], a message the
+//! uploader can act on. HTML stops converting as soon as it passes the budget.
 
 use flowchat_domain::document_format::{self, ContentMismatch};
 
@@ -55,11 +61,18 @@ pub fn load(name: &str, bytes: &[u8]) -> Result<LoadedDocument, KnowledgeError> 
     let (text, page_starts) = match format {
         DocumentFormat::Text | DocumentFormat::Markdown => {
             let text = document_format::decode_text(bytes).map_err(|e| unreadable(name, e))?;
-            (normalise_newlines(text), Vec::new())
+            let text = normalise_newlines(text);
+            if text.len() > MAX_EXTRACTED_TEXT_BYTES {
+                return Err(too_much_text(name));
+            }
+            (text, Vec::new())
         }
         DocumentFormat::Html => {
             let text = document_format::decode_html(bytes).map_err(|e| unreadable(name, e))?;
-            (html::to_markdown(&normalise_newlines(&text)), Vec::new())
+            let text =
+                html::to_markdown_within(&normalise_newlines(&text), MAX_EXTRACTED_TEXT_BYTES)
+                    .ok_or_else(|| too_much_text(name))?;
+            (text, Vec::new())
         }
         DocumentFormat::Pdf => pdf::extract(name, bytes)?,
     };
@@ -115,6 +128,13 @@ fn unreadable(name: &str, mismatch: ContentMismatch) -> KnowledgeError {
     match mismatch {
         ContentMismatch::Binary => KnowledgeError::Binary { name },
         _ => KnowledgeError::NotUtf8 { name },
+    }
+}
+
+fn too_much_text(name: &str) -> KnowledgeError {
+    KnowledgeError::TextTooLarge {
+        name: name.to_owned(),
+        limit_bytes: MAX_EXTRACTED_TEXT_BYTES as u64,
     }
 }
 
