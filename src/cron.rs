@@ -7,21 +7,24 @@
 //! runs one bounded pass of the deployment's own namespace (see
 //! [`crate::function_drain`]) and answers 200 with what it did.
 //!
-//! On a warm instance's first call, when `DOCUMENTS_PATH` names a folder
-//! that exists in the function (shipped with `includeFiles`), the folder is
-//! indexed first, by content hash (an unchanged folder costs a read per
-//! file). By default a function has no such folder and this is skipped.
+//! On a warm instance's first call the drain is prepared as every drain is
+//! (`Drain::prepare`): documents embedded with the configured model and,
+//! when `DOCUMENTS_PATH` names a folder that exists in the function
+//! (shipped with `includeFiles`), the folder indexed by content hash. By
+//! default a function has no such folder and that part is skipped.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use flowchat_api::ApiError;
 use flowchat_domain::Platform;
 use flowchat_domain::config::AdminToken;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{Method, StatusCode};
 use serde::Serialize;
 use tokio::sync::OnceCell;
 use vercel_runtime::{Error, Request, Response, ResponseBody, service_fn};
+
+use flowchat_drain::PassOutcome;
 
 use crate::function_drain::{FunctionDrain, PassLimits};
 
@@ -33,7 +36,7 @@ pub struct CronRoute {
     /// The drain, or why this deployment cannot drain in a function.
     drain: Result<FunctionDrain, String>,
     platform: Arc<dyn Platform>,
-    folder_indexed: OnceCell<()>,
+    prepared: OnceCell<()>,
 }
 
 impl CronRoute {
@@ -45,10 +48,7 @@ impl CronRoute {
         platform: Arc<dyn Platform>,
     ) -> Result<CronRoute, flowchat_domain::ConfigError> {
         let app = flowchat_config::app_config(lookup)?;
-        let secret = flowchat_config::Env::new(lookup)
-            .get("CRON_SECRET")
-            .map(AdminToken::new);
-        let budget = crate::function_drain::cron_budget_secs(lookup)?;
+        let settings = flowchat_config::function_drain_settings(app.vector_store, lookup)?;
         let drain = match crate::function_drain::unsuitable(&app) {
             Some(reason) => Err(reason),
             None => Ok(FunctionDrain::for_cron(
@@ -57,11 +57,14 @@ impl CronRoute {
             )),
         };
         Ok(CronRoute {
-            secret,
-            limits: PassLimits::new(budget, app.drain.shutdown_grace_secs.into()),
+            secret: settings.cron_secret,
+            limits: PassLimits::new(
+                settings.cron_budget_secs,
+                app.drain.shutdown_grace_secs.into(),
+            ),
             drain,
             platform,
-            folder_indexed: OnceCell::new(),
+            prepared: OnceCell::new(),
         })
     }
 
@@ -71,133 +74,69 @@ impl CronRoute {
         method: &Method,
         headers: &http::HeaderMap,
     ) -> Response<ResponseBody> {
-        let request_id = request_id(self.platform.as_ref(), headers);
+        let request_id = flowchat_api::request_id(self.platform.as_ref(), headers);
+        let response = match self.drain_if_allowed(method, headers).await {
+            Ok(report) => flowchat_api::json(StatusCode::OK, &report),
+            Err(error) => flowchat_api::problem_response(&error, &request_id),
+        };
+        crate::to_vercel(response)
+    }
+
+    async fn drain_if_allowed(
+        &self,
+        method: &Method,
+        headers: &http::HeaderMap,
+    ) -> Result<DrainReport<'_>, ApiError> {
         if method != Method::GET && method != Method::HEAD {
-            let mut response = problem(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method-not-allowed",
-                "Method not allowed",
-                format!("{method} is not allowed here; use GET"),
-                &request_id,
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET"));
-            return response;
+            return Err(ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                allow: "GET",
+            });
         }
         let Some(secret) = &self.secret else {
             tracing::error!("GET /api/cron/drain refused: CRON_SECRET is not set");
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Service unavailable",
+            return Err(ApiError::NotConfigured(
                 "CRON_SECRET is not set: the scheduled drain refuses every call until the \
                  deployment has one (Vercel sends it as `Authorization: Bearer $CRON_SECRET`)"
                     .to_owned(),
-                &request_id,
-            );
+            ));
         };
-        if !bearer(headers).is_some_and(|presented| secret.matches(presented)) {
-            let mut response = problem(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Authentication required",
+        if !flowchat_api::bearer_token(headers).is_some_and(|presented| secret.matches(presented)) {
+            return Err(ApiError::Unauthorized(
                 "this route is for Vercel's cron: it needs `Authorization: Bearer <CRON_SECRET>`"
                     .to_owned(),
-                &request_id,
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
+            ));
         }
-        let drain = match &self.drain {
-            Ok(drain) => drain,
-            Err(reason) => {
-                return problem(
-                    StatusCode::CONFLICT,
-                    "remote-index-required",
-                    "This deployment cannot drain in a function",
-                    reason.clone(),
-                    &request_id,
-                );
-            }
-        };
+        let drain = self
+            .drain
+            .as_ref()
+            .map_err(|reason| ApiError::RemoteIndexRequired(reason.clone()))?;
         let started = Instant::now();
-        if let Err(error) = self.index_folder_once(drain).await {
-            return unavailable(&request_id, error);
-        }
-        match drain.pass(self.limits).await {
-            Ok(outcome) => {
-                let report = DrainReport {
-                    namespace: &drain.config().app.namespace,
-                    claimed: outcome.claimed,
-                    succeeded: outcome.succeeded,
-                    retried: outcome.retried,
-                    dead_lettered: outcome.dead_lettered,
-                    released: outcome.released,
-                    elapsed_ms: started.elapsed().as_millis() as u64,
-                };
-                tracing::info!(
-                    namespace = report.namespace,
-                    claimed = report.claimed,
-                    succeeded = report.succeeded,
-                    retried = report.retried,
-                    dead_lettered = report.dead_lettered,
-                    released = report.released,
-                    elapsed_ms = report.elapsed_ms,
-                    "cron drain pass finished"
-                );
-                json(StatusCode::OK, &report, "application/json")
-            }
-            Err(error) => unavailable(&request_id, error),
-        }
+        let unavailable = |error: String| {
+            tracing::warn!(%error, "cron drain pass failed");
+            ApiError::Unavailable
+        };
+        self.prepare_once(drain).await.map_err(unavailable)?;
+        let outcome = drain.pass(self.limits).await.map_err(unavailable)?;
+        let namespace = drain.config().app.namespace.as_str();
+        outcome.log(namespace, "cron drain pass finished");
+        Ok(DrainReport {
+            namespace,
+            outcome,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
     }
 
-    /// The shared folder, once per warm instance, when it exists here.
-    async fn index_folder_once(&self, drain: &FunctionDrain) -> Result<(), String> {
-        let folder = std::path::PathBuf::from(&drain.config().app.documents_path);
-        if !folder.is_dir() {
-            return Ok(());
-        }
-        self.folder_indexed
+    /// What every drain does before answering, once per warm instance.
+    async fn prepare_once(&self, drain: &FunctionDrain) -> Result<(), String> {
+        self.prepared
             .get_or_try_init(|| async {
-                match drain.get().await?.index_shared_folder().await {
-                    Ok(report) => tracing::info!(
-                        folder = %folder.display(),
-                        added = report.added,
-                        updated = report.updated,
-                        unchanged = report.unchanged,
-                        removed = report.removed,
-                        failed = report.failed.len(),
-                        "shared documents folder indexed"
-                    ),
-                    Err(error) => tracing::warn!(
-                        %error,
-                        folder = %folder.display(),
-                        "the shared documents folder could not be indexed; draining anyway"
-                    ),
-                }
+                drain.get().await?.prepare().await;
                 Ok::<_, String>(())
             })
             .await
             .map(|_| ())
     }
-}
-
-fn unavailable(request_id: &str, error: String) -> Response<ResponseBody> {
-    tracing::warn!(%error, "cron drain pass failed");
-    let mut response = problem(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "Service unavailable",
-        format!("the drain could not run: {error}; the next scheduled call tries again"),
-        request_id,
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-    response
 }
 
 /// `GET /api/cron/drain`'s function (`api/cron/drain.rs`).
@@ -217,103 +156,7 @@ pub async fn serve_cron_drain() -> Result<(), Error> {
 #[derive(Serialize)]
 struct DrainReport<'a> {
     namespace: &'a str,
-    claimed: u32,
-    succeeded: u32,
-    retried: u32,
-    dead_lettered: u32,
-    released: u32,
+    #[serde(flatten)]
+    outcome: PassOutcome,
     elapsed_ms: u64,
-}
-
-/// The API's problem+json body (RFC 9457), field for field as
-/// `flowchat_api` writes it (its type is private to that crate).
-#[derive(Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    problem_type: String,
-    title: &'static str,
-    status: u16,
-    detail: String,
-    request_id: &'a str,
-}
-
-fn problem(
-    status: StatusCode,
-    slug: &str,
-    title: &'static str,
-    detail: String,
-    request_id: &str,
-) -> Response<ResponseBody> {
-    let body = Problem {
-        problem_type: format!("urn:flowchat:problem:{slug}"),
-        title,
-        status: status.as_u16(),
-        detail,
-        request_id,
-    };
-    let mut response = json(status, &body, "application/problem+json");
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    response
-}
-
-fn json(
-    status: StatusCode,
-    body: &impl Serialize,
-    content_type: &'static str,
-) -> Response<ResponseBody> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut response = Response::new(ResponseBody::from(Bytes::from(bytes)));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn bearer(headers: &http::HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-/// The caller's `x-request-id` when short and plain (as the API does), else
-/// a fresh one.
-fn request_id(platform: &dyn Platform, headers: &http::HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            platform
-                .random_bytes()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_bearer_credential_is_read() {
-        let mut h = http::HeaderMap::new();
-        assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(bearer(&h), None);
-        h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
-        assert_eq!(bearer(&h), Some("s3cret"));
-    }
 }

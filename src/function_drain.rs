@@ -21,23 +21,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use flowchat_config::{DrainConfig, Env};
+use flowchat_config::{DrainConfig, FUNCTION_MAX_DURATION_SECS, HARD_STOP_MARGIN_SECS};
+use flowchat_domain::Platform;
 use flowchat_domain::config::{Config, StoreKind, VectorStore};
-use flowchat_domain::{ConfigError, Platform};
 use flowchat_drain::{Drain, DrainIdentity, PassOutcome};
 use flowchat_store::Store;
 use tokio::sync::{OnceCell, oneshot, watch};
 
-/// `maxDuration` of `api/cron/drain.rs` and `api/chat.rs` in `vercel.json`
-/// (a test checks they agree).
-pub const FUNCTION_MAX_DURATION_SECS: u64 = 60;
-/// Seconds kept free at the end of an invocation for answering and logging.
-pub const HARD_STOP_MARGIN_SECS: u64 = 5;
-/// `CRON_DRAIN_MAX_SECONDS` unless set: claiming stops at 30 s, which leaves
-/// a job claimed last about 25 s (one language-model answer) to finish.
-pub const CRON_DRAIN_DEFAULT_SECS: u64 = 30;
-/// `DRAIN_AFTER_RESPONSE_SECONDS` unless set.
-pub const AFTER_RESPONSE_DEFAULT_SECS: u64 = 5;
 /// Jobs a function's drain processes at once.
 const CRON_CONCURRENCY: u32 = 4;
 const AFTER_RESPONSE_CONCURRENCY: u32 = 2;
@@ -84,52 +74,6 @@ impl PassLimits {
             hard_stop: Duration::from_secs(hard_stop),
         }
     }
-}
-
-/// `CRON_DRAIN_MAX_SECONDS`: how long the cron route claims jobs.
-pub fn cron_budget_secs(lookup: impl Fn(&str) -> Option<String>) -> Result<u64, ConfigError> {
-    Env::new(lookup).number(
-        "CRON_DRAIN_MAX_SECONDS",
-        CRON_DRAIN_DEFAULT_SECS,
-        1..=FUNCTION_MAX_DURATION_SECS - HARD_STOP_MARGIN_SECS,
-    )
-}
-
-/// `DRAIN_AFTER_RESPONSE` (default: on exactly when the index is remote)
-/// and `DRAIN_AFTER_RESPONSE_SECONDS`: `Some(budget)` when the chat
-/// function drains after answering.
-pub fn after_response_secs(
-    vector_store: VectorStore,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Option<u64>, ConfigError> {
-    let env = Env::new(lookup);
-    let remote = vector_store == VectorStore::Chroma;
-    let on = env.choice(
-        "DRAIN_AFTER_RESPONSE",
-        remote,
-        &[
-            ("on", true),
-            ("true", true),
-            ("1", true),
-            ("off", false),
-            ("false", false),
-            ("0", false),
-        ],
-    )?;
-    let secs = env.number(
-        "DRAIN_AFTER_RESPONSE_SECONDS",
-        AFTER_RESPONSE_DEFAULT_SECS,
-        1..=FUNCTION_MAX_DURATION_SECS - HARD_STOP_MARGIN_SECS,
-    )?;
-    if on && !remote {
-        return Err(ConfigError {
-            variable: "DRAIN_AFTER_RESPONSE",
-            message: "a function can drain only with the remote index (VECTOR_STORE=chroma): \
-                      it has no persistent disk for the embedded one"
-                .to_owned(),
-        });
-    }
-    Ok(on.then_some(secs))
 }
 
 /// A drain for the function's namespace, assembled on first use and kept
@@ -291,17 +235,9 @@ where
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: std::collections::HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k: &str| map.get(k).cloned()
-    }
-
     #[test]
     fn a_pass_stops_claiming_first_and_stops_before_the_function_ends() {
-        let cron = PassLimits::new(CRON_DRAIN_DEFAULT_SECS, 20);
+        let cron = PassLimits::new(30, 20);
         assert_eq!(cron.budget, Duration::from_secs(30));
         assert_eq!(cron.hard_stop, Duration::from_secs(35));
         // The grace period after the hard stop still ends before maxDuration.
@@ -310,42 +246,6 @@ mod tests {
         );
         let long_grace = PassLimits::new(30, 3600);
         assert_eq!(long_grace.hard_stop, Duration::from_secs(30));
-    }
-
-    #[test]
-    fn settings_name_their_variable() {
-        assert_eq!(cron_budget_secs(vars(&[])).unwrap(), 30);
-        assert_eq!(
-            cron_budget_secs(vars(&[("CRON_DRAIN_MAX_SECONDS", "10")])).unwrap(),
-            10
-        );
-        let e = cron_budget_secs(vars(&[("CRON_DRAIN_MAX_SECONDS", "60")])).unwrap_err();
-        assert_eq!(e.variable, "CRON_DRAIN_MAX_SECONDS");
-
-        assert_eq!(
-            after_response_secs(VectorStore::Chroma, vars(&[])).unwrap(),
-            Some(5)
-        );
-        assert_eq!(
-            after_response_secs(VectorStore::Sqlite, vars(&[])).unwrap(),
-            None
-        );
-        let off = vars(&[("DRAIN_AFTER_RESPONSE", "off")]);
-        assert_eq!(after_response_secs(VectorStore::Chroma, off).unwrap(), None);
-        let short = vars(&[("DRAIN_AFTER_RESPONSE_SECONDS", "2")]);
-        assert_eq!(
-            after_response_secs(VectorStore::Chroma, short).unwrap(),
-            Some(2)
-        );
-        let e = after_response_secs(VectorStore::Sqlite, vars(&[("DRAIN_AFTER_RESPONSE", "on")]))
-            .unwrap_err();
-        assert_eq!(e.variable, "DRAIN_AFTER_RESPONSE");
-        let e = after_response_secs(
-            VectorStore::Chroma,
-            vars(&[("DRAIN_AFTER_RESPONSE", "maybe")]),
-        )
-        .unwrap_err();
-        assert_eq!(e.variable, "DRAIN_AFTER_RESPONSE");
     }
 
     #[test]

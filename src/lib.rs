@@ -95,7 +95,8 @@ impl AfterResponse {
         platform: Arc<dyn flowchat_api::Platform>,
     ) -> Result<Option<AfterResponse>, flowchat_domain::ConfigError> {
         let lookup = flowchat_startup::env_var;
-        let Some(budget) = function_drain::after_response_secs(config.vector_store, lookup)? else {
+        let settings = flowchat_config::function_drain_settings(config.vector_store, lookup)?;
+        let Some(budget) = settings.after_response_secs else {
             return Ok(None);
         };
         let drain_config = flowchat_config::drain_config(lookup)?;
@@ -124,13 +125,9 @@ impl AfterResponse {
             // went away); a second at most, so nothing holds the pass back.
             let _ = tokio::time::timeout(Duration::from_secs(1), sent).await;
             match self.drain.pass(self.limits).await {
-                Ok(outcome) => tracing::info!(
-                    claimed = outcome.claimed,
-                    succeeded = outcome.succeeded,
-                    retried = outcome.retried,
-                    dead_lettered = outcome.dead_lettered,
-                    released = outcome.released,
-                    "drain pass after the response finished"
+                Ok(outcome) => outcome.log(
+                    &self.drain.config().app.namespace,
+                    "drain pass after the response finished",
                 ),
                 Err(error) => tracing::warn!(
                     %error,

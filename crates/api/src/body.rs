@@ -45,7 +45,7 @@ pub fn body_limit(ctx: &AppContext, method: &Method, path: &str) -> usize {
 /// the request id like every other answer, but no CORS headers: the request
 /// never reached the router.
 pub fn payload_too_large(ctx: &AppContext, headers: &HeaderMap, limit: usize) -> Response<Body> {
-    let request_id = request_id(ctx, headers);
+    let request_id = request_id(ctx.platform.as_ref(), headers);
     let mut response = problem_response(&ApiError::PayloadTooLarge { limit }, &request_id);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);

@@ -37,6 +37,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{method} is not allowed here; use {allow}")]
     MethodNotAllowed { method: String, allow: &'static str },
+    /// The deployment cannot do what was asked where it runs (the Vercel
+    /// cron drain with the embedded index): the detail says what to change.
+    #[error("{0}")]
+    RemoteIndexRequired(String),
     #[error("too many requests; try again in {} s", retry_after_secs(decision))]
     RateLimited {
         decision: RateDecision,
@@ -49,6 +53,9 @@ pub enum ApiError {
     UpstreamFailed(String),
     #[error("the service is temporarily unavailable; try again shortly")]
     Unavailable,
+    /// A setting the endpoint needs is missing: the detail names it.
+    #[error("{0}")]
+    NotConfigured(String),
     /// Details are logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -103,10 +110,11 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RemoteIndexRequired(_) => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -126,10 +134,12 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed { .. } => "method-not-allowed",
+            ApiError::RemoteIndexRequired(_) => "remote-index-required",
             ApiError::RateLimited { .. } => "rate-limited",
             ApiError::Timeout(_) => "timeout",
             ApiError::UpstreamFailed(_) => "job-failed",
             ApiError::Unavailable => "unavailable",
+            ApiError::NotConfigured(_) => "not-configured",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -148,16 +158,21 @@ impl ApiError {
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
+            ApiError::RemoteIndexRequired(_) => "This deployment cannot drain in a function",
             ApiError::RateLimited { .. } => "Too many requests",
             ApiError::Timeout(_) => "Timed out",
             ApiError::UpstreamFailed(_) => "The job failed",
             ApiError::Unavailable => "Service unavailable",
+            ApiError::NotConfigured(_) => "Not configured",
             ApiError::Internal(_) => "Internal error",
         }
     }
 }
 
-pub(crate) fn problem_response(error: &ApiError, request_id: &str) -> Response<Body> {
+/// The one place an [`ApiError`] becomes a response: its status, the
+/// problem+json body and the headers the status calls for. Public for the
+/// routes that live outside the router (the Vercel cron drain).
+pub fn problem_response(error: &ApiError, request_id: &str) -> Response<Body> {
     let status = error.status();
     let mut problem = Problem {
         problem_type: format!("urn:flowchat:problem:{}", error.slug()),

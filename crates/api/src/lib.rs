@@ -30,6 +30,7 @@ pub use body::{
     MAX_REQUEST_BYTES, MULTIPART_OVERHEAD_BYTES, body_limit, payload_too_large, read_limited,
 };
 pub use context::{AppContext, ClientIp, Platform};
-pub use error::ApiError;
-pub use response::{Body, EventStream};
+pub use error::{ApiError, problem_response};
+pub use request::{bearer_token, request_id};
+pub use response::{Body, EventStream, json};
 pub use router::{handle, handle_buffered};

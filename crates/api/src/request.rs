@@ -6,12 +6,12 @@ use http::{HeaderMap, Request, header};
 use serde::de::DeserializeOwned;
 
 use crate::body::MAX_REQUEST_BYTES;
-use crate::context::{AppContext, ClientIp};
+use crate::context::{ClientIp, Platform};
 use crate::error::ApiError;
 
 /// Uses the caller's `x-request-id` when it is short and plain, so traces can
 /// be joined across a proxy; otherwise makes one.
-pub(crate) fn request_id(ctx: &AppContext, headers: &HeaderMap) -> String {
+pub fn request_id(platform: &dyn Platform, headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -22,7 +22,7 @@ pub(crate) fn request_id(ctx: &AppContext, headers: &HeaderMap) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_owned)
-        .unwrap_or_else(|| hex::encode(ctx.platform.random_bytes()))
+        .unwrap_or_else(|| hex::encode(platform.random_bytes()))
 }
 
 pub(crate) fn client_ip(req: &Request<Bytes>) -> String {
@@ -106,7 +106,12 @@ pub(crate) fn json_body<T: DeserializeOwned>(req: &Request<Bytes>) -> Result<T, 
 
 /// The bearer credential, if the request sent one.
 pub(crate) fn bearer(req: &Request<Bytes>) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_token(req.headers())
+}
+
+/// The credential of an `Authorization: Bearer …` header, if there is one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credential) = value.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

@@ -43,7 +43,7 @@ pub(crate) fn full(status: StatusCode, bytes: impl Into<Bytes>) -> Response<Body
     response
 }
 
-pub(crate) fn json<T: Serialize>(status: StatusCode, view: &T) -> Response<Body> {
+pub fn json<T: Serialize>(status: StatusCode, view: &T) -> Response<Body> {
     // Views are plain structs with string keys: serialising cannot fail.
     let bytes = serde_json::to_vec(view).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = full(status, bytes);

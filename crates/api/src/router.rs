@@ -16,7 +16,7 @@ use crate::routes::{chat, conversations, documents, events, health, session};
 /// complete, or an event stream for the adapter to forward as it comes;
 /// a runtime that cannot stream uses [`handle_buffered`].
 pub async fn handle(ctx: &AppContext, req: Request<Bytes>) -> Response<Body> {
-    let request_id = request_id(ctx, req.headers());
+    let request_id = request_id(ctx.platform.as_ref(), req.headers());
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,

@@ -11,7 +11,8 @@
 //! Each process reads only what it uses: the API functions read
 //! [`app_config`] and [`upstash_config`]; the drain and the dev server also
 //! read the language-model settings (feature `llm`) and the Chroma settings
-//! (feature `chroma`), together as [`drain_config`] (feature `drain`).
+//! (feature `chroma`), together as [`drain_config`] (feature `drain`); the
+//! Vercel functions that drain also read [`function_drain_settings`].
 
 mod app;
 #[cfg(feature = "chroma")]
@@ -19,6 +20,7 @@ mod chroma;
 #[cfg(feature = "drain")]
 mod drain;
 mod env;
+mod function_drain;
 #[cfg(feature = "llm")]
 mod llm;
 mod upstash;
@@ -30,6 +32,10 @@ pub use chroma::chroma_settings;
 pub use drain::{DrainConfig, DrainNamespaces, drain_config};
 pub use env::Env;
 pub use flowchat_domain::ConfigError;
+pub use function_drain::{
+    FUNCTION_MAX_DURATION_SECS, FunctionDrainSettings, HARD_STOP_MARGIN_SECS,
+    function_drain_settings,
+};
 #[cfg(feature = "llm")]
 pub use llm::llm_settings;
 pub use upstash::{upstash_config, upstash_required};

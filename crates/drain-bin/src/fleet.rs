@@ -20,9 +20,9 @@ use flowchat_drain::{Drain, DrainIdentity, LanguageModels, PassOutcome};
 use flowchat_store::upstash::UpstashStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::error::CliError;
-use crate::run::prepare;
 
 /// How often a following drain reads the registry for new namespaces and
 /// drops idle ones.
@@ -91,7 +91,10 @@ impl Fleet {
             identity,
         )
         .await?;
-        prepare(&drain, &config).await;
+        drain
+            .prepare()
+            .instrument(tracing::info_span!("prepare", namespace))
+            .await;
         self.drains
             .insert(namespace.to_owned(), (store.clone(), drain.clone()));
         Ok((store, drain))
@@ -151,7 +154,7 @@ impl Fleet {
             };
             match outcome {
                 Ok(outcome) => {
-                    log_outcome(&name, &outcome);
+                    outcome.log(&name, "namespace drained");
                     total.add(outcome);
                     forget_if_idle(&name, &store).await;
                 }
@@ -230,16 +233,4 @@ async fn forget_if_idle(name: &str, store: &UpstashStore) -> bool {
             false
         }
     }
-}
-
-fn log_outcome(namespace: &str, outcome: &PassOutcome) {
-    tracing::info!(
-        namespace,
-        claimed = outcome.claimed,
-        succeeded = outcome.succeeded,
-        retried = outcome.retried,
-        dead_lettered = outcome.dead_lettered,
-        released = outcome.released,
-        "namespace drained"
-    );
 }

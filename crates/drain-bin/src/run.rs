@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowchat_config::DrainConfig;
-use flowchat_drain::{Drain, DrainIdentity, PassOutcome};
+use flowchat_drain::{Drain, DrainIdentity};
 use tokio::sync::watch;
 
 use crate::error::CliError;
@@ -38,13 +38,13 @@ pub async fn drain(config: DrainConfig, args: &RunArgs) -> Result<(), CliError> 
         return drain_several(config, args, worker_id).await;
     }
     let drain = open_drain(&config, worker_id, args.concurrency).await?;
-    prepare(&drain, &config).await;
+    drain.prepare().await;
     let shutdown = shutdown_on_signal();
 
     if args.once {
         let budget = Duration::from_secs(args.max_seconds);
         match drain.run_until_idle_or_shutdown(budget, shutdown).await {
-            Ok(outcome) => log_finished(&outcome),
+            Ok(outcome) => outcome.log(&config.app.namespace, "drain finished"),
             // The next scheduled run tries again; a cron job failing here
             // would only add noise to an outage the readiness check shows.
             Err(e) => tracing::error!(error = %e, "the store failed; stopping this run"),
@@ -88,66 +88,13 @@ async fn drain_several(
             .once(Duration::from_secs(args.max_seconds), shutdown)
             .await
         {
-            Ok(outcome) => log_finished(&outcome),
+            Ok(outcome) => outcome.log("(all served)", "drain finished"),
             Err(e) => tracing::error!(error = %e, "the store failed; stopping this run"),
         }
     } else {
         fleet.follow(shutdown).await;
     }
     Ok(())
-}
-
-fn log_finished(outcome: &PassOutcome) {
-    tracing::info!(
-        claimed = outcome.claimed,
-        succeeded = outcome.succeeded,
-        retried = outcome.retried,
-        dead_lettered = outcome.dead_lettered,
-        released = outcome.released,
-        "drain finished"
-    );
-}
-
-/// What a drain does on every start before answering: the shared folder
-/// first, so a first deploy answers from it with no admin call (an
-/// unchanged folder costs a read per file), then embeddings for documents
-/// that lack the configured model's.
-pub async fn prepare(drain: &Drain, config: &DrainConfig) {
-    match drain.index_shared_folder().await {
-        Ok(report) => tracing::info!(
-            namespace = %config.app.namespace,
-            folder = %config.app.documents_path,
-            added = report.added,
-            updated = report.updated,
-            unchanged = report.unchanged,
-            removed = report.removed,
-            failed = report.failed.len(),
-            "shared documents folder indexed"
-        ),
-        Err(error) => tracing::warn!(
-            %error,
-            namespace = %config.app.namespace,
-            folder = %config.app.documents_path,
-            "the shared documents folder could not be indexed; answering from the index as it is"
-        ),
-    }
-    // After an embedding-model change, bring every document's vectors to
-    // the configured model before answering (vectors are never mixed, so
-    // until then vector search would see only re-embedded documents).
-    if let Some(embedder) = drain.embedder() {
-        match flowchat_knowledge::embed_missing(drain.index().as_ref(), embedder.as_ref()).await {
-            Ok(0) => {}
-            Ok(documents) => tracing::info!(
-                documents,
-                model = embedder.model(),
-                "documents embedded with the configured model"
-            ),
-            Err(error) => tracing::warn!(
-                %error,
-                "not every document could be embedded yet; the next start or folder scan retries"
-            ),
-        }
-    }
 }
 
 /// The backup schedule of a worker, when `BACKUP_EVERY_HOURS` (or the

@@ -41,7 +41,7 @@ pub struct DrainOptions {
 }
 
 /// What one pass over the queue did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PassOutcome {
     pub claimed: u32,
     pub succeeded: u32,
@@ -52,6 +52,19 @@ pub struct PassOutcome {
 }
 
 impl PassOutcome {
+    /// One log line with the counts, under `message`.
+    pub fn log(&self, namespace: &str, message: &str) {
+        tracing::info!(
+            namespace,
+            claimed = self.claimed,
+            succeeded = self.succeeded,
+            retried = self.retried,
+            dead_lettered = self.dead_lettered,
+            released = self.released,
+            "{message}"
+        );
+    }
+
     pub fn add(&mut self, other: PassOutcome) {
         self.claimed += other.claimed;
         self.succeeded += other.succeeded;
@@ -138,6 +151,53 @@ impl Drain {
     pub async fn index_shared_folder(&self) -> Result<IngestReport, JobError> {
         let _writing = self.index_writers.read().await;
         jobs::ingest_shared_folder(&self.job_env(true), self.now()).await
+    }
+
+    /// What every drain does when it starts, before answering: the shared
+    /// folder indexed, so a first deploy answers from it with no admin call
+    /// (by content hash: an unchanged folder costs a read per file), then
+    /// embeddings for documents that lack the configured model's (vectors are
+    /// never mixed, so until then vector search would miss them). A folder
+    /// that does not exist here (a Vercel function ships none) is left out:
+    /// scanning it would drop every folder document from the index. Failures
+    /// are logged; the drain answers from the index as it is.
+    pub async fn prepare(&self) {
+        let folder = &self.options.documents_path;
+        if !folder.is_dir() {
+            tracing::info!(folder = %folder.display(), "no shared documents folder here; not scanning it");
+        } else {
+            match self.index_shared_folder().await {
+                Ok(report) => tracing::info!(
+                    folder = %folder.display(),
+                    added = report.added,
+                    updated = report.updated,
+                    unchanged = report.unchanged,
+                    removed = report.removed,
+                    failed = report.failed.len(),
+                    "shared documents folder indexed"
+                ),
+                Err(error) => tracing::warn!(
+                    %error,
+                    folder = %folder.display(),
+                    "the shared documents folder could not be indexed; answering from the index as it is"
+                ),
+            }
+        }
+        let Some(embedder) = self.embedder() else {
+            return;
+        };
+        match flowchat_knowledge::embed_missing(self.index.as_ref(), embedder.as_ref()).await {
+            Ok(0) => {}
+            Ok(documents) => tracing::info!(
+                documents,
+                model = embedder.model(),
+                "documents embedded with the configured model"
+            ),
+            Err(error) => tracing::warn!(
+                %error,
+                "not every document could be embedded yet; the next start or folder scan retries"
+            ),
+        }
     }
 
     /// Waits until no job of this drain writes the index (ingest, delete,

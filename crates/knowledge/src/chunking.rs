@@ -197,10 +197,11 @@ impl Splitter<'_> {
 /// of order, out of range or not on a character boundary are ignored.
 fn segments(text: &str, page_starts: &[usize]) -> Vec<Range<usize>> {
     let mut bounds: Vec<usize> = vec![0];
+    let mut last = 0;
     for &start in page_starts.iter().skip(1) {
-        let last = *bounds.last().expect("starts with 0");
         if start > last && start < text.len() && text.is_char_boundary(start) {
             bounds.push(start);
+            last = start;
         }
     }
     bounds.push(text.len());
