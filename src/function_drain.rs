@@ -117,6 +117,7 @@ impl FunctionDrain {
         // Only the namespace this deployment writes (production, or this
         // preview branch), even where the settings would serve several.
         let config = config.for_namespace(&config.app.namespace);
+        flowchat_knowledge::extract::configure(config.extract.clone());
         let region = flowchat_startup::env_var("VERCEL_REGION").unwrap_or_else(|| "local".into());
         let worker_id = format!("{role}-{region}-{}", std::process::id());
         FunctionDrain {

@@ -151,7 +151,10 @@ async fn answer(ctx: &AppContext, route: &str, req: Request) -> Response<Respons
     if let Some(uri) = restore_dynamic_segment(route, &parts.uri) {
         parts.uri = uri;
     }
-    parts.extensions.insert(ClientIp(client_ip(&parts.headers)));
+    parts.extensions.insert(client_ip(
+        &parts.headers,
+        ctx.config.trusted_ip_header.as_deref(),
+    ));
     to_vercel(flowchat_api::handle(ctx, http::Request::from_parts(parts, bytes)).await)
 }
 
@@ -179,24 +182,18 @@ fn to_vercel(response: http::Response<flowchat_api::Body>) -> Response<ResponseB
     })
 }
 
-/// On Vercel the edge sets `x-real-ip` / `x-forwarded-for` itself (clients
-/// cannot forge them there); run locally the header may be absent.
-fn client_ip(headers: &http::HeaderMap) -> String {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    header("x-real-ip")
-        .or_else(|| {
-            header("x-forwarded-for")
-                .and_then(|v| v.split(',').next())
-                .map(str::trim)
-        })
-        .filter(|v| !v.is_empty())
-        .unwrap_or("unknown")
-        .to_owned()
+/// Vercel's edge sets `x-real-ip` itself, overwriting whatever a client
+/// sent, so it is trusted by default; a function has no socket peer of its
+/// own. Behind another proxy, `TRUSTED_IP_HEADER` names the header that
+/// proxy sets instead. Nothing else is read: a client can write headers.
+const VERCEL_IP_HEADER: &str = "x-real-ip";
+
+fn client_ip(headers: &http::HeaderMap, trusted_header: Option<&str>) -> ClientIp {
+    ClientIp::resolve(
+        headers,
+        Some(trusted_header.unwrap_or(VERCEL_IP_HEADER)),
+        None,
+    )
 }
 
 /// `/api/chat/[id]` requested as `/api/chat/[id]?id=abc` (or under any path
@@ -239,12 +236,16 @@ mod tests {
     }
 
     #[test]
-    fn client_ip_prefers_the_platform_headers() {
+    fn client_ip_is_the_trusted_header_only() {
+        let ip = |h: &http::HeaderMap, trusted: Option<&str>| client_ip(h, trusted).0;
         let mut h = http::HeaderMap::new();
-        assert_eq!(client_ip(&h), "unknown");
+        assert_eq!(ip(&h, None), "unknown");
+        // A client's own x-forwarded-for is not Vercel's word.
         h.insert("x-forwarded-for", "203.0.113.9, 10.0.0.1".parse().unwrap());
-        assert_eq!(client_ip(&h), "203.0.113.9");
+        assert_eq!(ip(&h, None), "unknown");
         h.insert("x-real-ip", "198.51.100.7".parse().unwrap());
-        assert_eq!(client_ip(&h), "198.51.100.7");
+        assert_eq!(ip(&h, None), "198.51.100.7");
+        // Behind another proxy: the last entry of the header it appends to.
+        assert_eq!(ip(&h, Some("x-forwarded-for")), "10.0.0.1");
     }
 }

@@ -30,7 +30,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use client::Target;
-use flowchat_fake_flow::FakeFlow;
+use flowchat_fake_flow::{FakeFlow, Fault, Target as FlowTarget};
 use flowchat_gateway::testing::TestGateway;
 use flowchat_vercel_router::VercelRouter;
 use serde_json::Value;
@@ -419,6 +419,37 @@ async fn cron_route_answers_a_queued_chat_job_over_chroma() {
     let idle = deployment.cron(Some(CRON_SECRET)).await;
     assert_eq!(idle.status, 200, "{}", idle.body);
     assert_eq!(idle.body["claimed"], 0, "{}", idle.body);
+
+    // The question's vector cannot be made: Chroma finds nothing without
+    // one, so the job is retried, never answered without a source (it used
+    // to succeed with an answer citing nothing).
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after_secs: None,
+    };
+    stack
+        .flow
+        .set_random_faults(FlowTarget::Embeddings, &[(1.0, unavailable)], 1);
+    let accepted = site
+        .submit(&token, "How much is the desk chair allowance?", None)
+        .await;
+    let job_id = accepted["job_id"].as_str().unwrap();
+    let reply = deployment.cron(Some(CRON_SECRET)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["succeeded"], 0, "{}", reply.body);
+    assert_eq!(reply.body["retried"], 1, "{}", reply.body);
+    stack.flow.set_random_faults(FlowTarget::Embeddings, &[], 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = deployment.cron(Some(CRON_SECRET)).await;
+        if reply.body["succeeded"] == 1 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let job = site.wait_job(&token, job_id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(job["citations"].to_string().contains("policy.md"), "{job}");
     deployment.stop().await;
 }
 

@@ -12,7 +12,8 @@
 //!
 //! A request is converted to `http::Request<Bytes>` by
 //! `flowchat_api::read_limited` (a declared `Content-Length` over the route's
-//! limit is refused unread), with `ClientIp` from `CF-Connecting-IP`; the
+//! limit is refused unread), with `ClientIp` from `CF-Connecting-IP` (or
+//! `TRUSTED_IP_HEADER`); the
 //! answer goes back as a fixed body, or as a `ReadableStream` for the SSE
 //! route, so events reach the client as the drain writes them.
 //!

@@ -55,17 +55,17 @@ pub fn read(lookup: impl Fn(&str) -> Option<String>) -> Result<EdgeSettings, Con
     })
 }
 
-/// The client's address: Cloudflare sets `CF-Connecting-IP` on every request
-/// it forwards to a Worker (overwriting any the client sent); `wrangler dev`
-/// sets it too. Nothing else is trusted.
-pub fn client_ip(headers: &http::HeaderMap) -> String {
-    headers
-        .get("cf-connecting-ip")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .unwrap_or("unknown")
-        .to_owned()
+/// Cloudflare sets `CF-Connecting-IP` on every request it forwards to a
+/// Worker (overwriting any the client sent); `wrangler dev` sets it too.
+pub const CLOUDFLARE_IP_HEADER: &str = "cf-connecting-ip";
+
+/// The one header the client's address is taken from: Cloudflare's, unless
+/// `TRUSTED_IP_HEADER` names another. Nothing else is trusted.
+pub fn trusted_ip_header(config: &Config) -> &str {
+    config
+        .trusted_ip_header
+        .as_deref()
+        .unwrap_or(CLOUDFLARE_IP_HEADER)
 }
 
 /// `text` with every occurrence of `url` (which may carry credentials)
@@ -157,12 +157,13 @@ mod tests {
     }
 
     #[test]
-    fn client_ip_comes_from_cloudflare_only() {
-        let mut h = http::HeaderMap::new();
-        h.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
-        assert_eq!(client_ip(&h), "unknown");
-        h.insert("cf-connecting-ip", " 198.51.100.7 ".parse().unwrap());
-        assert_eq!(client_ip(&h), "198.51.100.7");
+    fn client_ip_comes_from_cloudflare_unless_configured() {
+        let s = read(lookup(&complete())).unwrap();
+        assert_eq!(trusted_ip_header(&s.config), "cf-connecting-ip");
+        let mut pairs = complete();
+        pairs.push(("TRUSTED_IP_HEADER", "True-Client-IP"));
+        let s = read(lookup(&pairs)).unwrap();
+        assert_eq!(trusted_ip_header(&s.config), "true-client-ip");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use wasm_bindgen::JsValue;
 use worker::{Context, Env, HttpRequest, ResponseBuilder, event};
 
 use crate::platform::{EdgePlatform, EdgeSleeper};
-use crate::settings::{self, EdgeSettings, client_ip};
+use crate::settings::{self, EdgeSettings};
 use crate::transport::FetchTransport;
 
 thread_local! {
@@ -66,7 +66,10 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<work
         Ok(bytes) => bytes,
         Err(refusal) => return to_worker(refusal),
     };
-    parts.extensions.insert(ClientIp(client_ip(&parts.headers)));
+    let trusted = settings::trusted_ip_header(&app.config);
+    parts
+        .extensions
+        .insert(ClientIp::resolve(&parts.headers, Some(trusted), None));
     to_worker(flowchat_api::handle(&app, http::Request::from_parts(parts, bytes)).await)
 }
 

@@ -41,6 +41,12 @@ pub async fn health(ctx: &Ctx) {
         "namespace A's drain reports a heartbeat: {}",
         ready.body
     );
+
+    // The API's description, served by every runtime (docs/openapi.yaml).
+    let spec = ctx.a.get("/api/openapi.json", None).await;
+    assert_eq!(spec.status, 200, "{}", spec.body);
+    assert_eq!(spec.header("content-type"), Some("application/json"));
+    assert!(spec.body["paths"]["/api/chat/{job_id}"]["get"].is_object());
 }
 
 pub async fn session(ctx: &Ctx) {

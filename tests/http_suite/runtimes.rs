@@ -272,9 +272,9 @@ async fn wait_for_port(port: u16, deadline: Instant) -> bool {
 
 // ---------------------------------------------------------------- Vercel
 
-/// The 13 function binaries (`[[bin]]`s of this package, one per `api/`
+/// The 14 function binaries (`[[bin]]`s of this package, one per `api/`
 /// file), keyed by their route as Vercel derives it from the file path.
-pub const FUNCTIONS: [(&str, &str); 13] = [
+pub const FUNCTIONS: [(&str, &str); 14] = [
     ("/api/health/ping", env!("CARGO_BIN_EXE_health_ping")),
     ("/api/health/ready", env!("CARGO_BIN_EXE_health_ready")),
     ("/api/session", env!("CARGO_BIN_EXE_session")),
@@ -303,6 +303,7 @@ pub const FUNCTIONS: [(&str, &str); 13] = [
         env!("CARGO_BIN_EXE_documents_upload"),
     ),
     ("/api/documents/[id]", env!("CARGO_BIN_EXE_documents_id")),
+    ("/api/openapi.json", env!("CARGO_BIN_EXE_openapi_json")),
 ];
 
 struct Function {

@@ -29,6 +29,20 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the file is larger than {limit} bytes (MAX_UPLOAD_MB)")]
     FileTooLarge { limit: usize },
+    /// A session's upload while it holds `limit` documents.
+    #[error(
+        "this session already holds {limit} documents, the most it may keep (MAX_DOCUMENTS_PER_SESSION); delete one to upload another"
+    )]
+    DocumentQuota { limit: u32 },
+    /// A session's upload that would take its documents past `limit` bytes.
+    #[error(
+        "this file ({file_bytes} bytes) would take this session's documents past {limit} bytes (MAX_BYTES_PER_SESSION; {held} bytes held); delete some to make room"
+    )]
+    StorageQuota {
+        limit: u64,
+        held: u64,
+        file_bytes: u64,
+    },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -46,6 +60,16 @@ pub enum ApiError {
         decision: RateDecision,
         /// Seconds until the current window resets, for `RateLimit-Reset`.
         reset_secs: i64,
+    },
+    /// Too many followers open at once: `setting` names the limit.
+    #[error(
+        "at most {limit} followers (event streams, waiting reads, synchronous completions) may be open at once per {scope} ({setting}); close one or try again in {retry_after_secs} s"
+    )]
+    TooManyFollowers {
+        scope: &'static str,
+        limit: u32,
+        setting: &'static str,
+        retry_after_secs: u32,
     },
     #[error("{0}")]
     Timeout(String),
@@ -103,15 +127,18 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } | ApiError::UnsupportedFile(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::PayloadTooLarge { .. } | ApiError::FileTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            ApiError::PayloadTooLarge { .. }
+            | ApiError::FileTooLarge { .. }
+            | ApiError::StorageQuota { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::DocumentQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RemoteIndexRequired(_) => StatusCode::CONFLICT,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::TooManyFollowers { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable | ApiError::NotConfigured(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -130,12 +157,14 @@ impl ApiError {
                 "unsupported-media-type"
             }
             ApiError::PayloadTooLarge { .. } | ApiError::FileTooLarge { .. } => "payload-too-large",
+            ApiError::DocumentQuota { .. } => "document-quota",
+            ApiError::StorageQuota { .. } => "storage-quota",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::RemoteIndexRequired(_) => "remote-index-required",
-            ApiError::RateLimited { .. } => "rate-limited",
+            ApiError::RateLimited { .. } | ApiError::TooManyFollowers { .. } => "rate-limited",
             ApiError::Timeout(_) => "timeout",
             ApiError::UpstreamFailed(_) => "job-failed",
             ApiError::Unavailable => "unavailable",
@@ -154,12 +183,15 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge { .. } => "Request body too large",
             ApiError::FileTooLarge { .. } => "File too large",
+            ApiError::DocumentQuota { .. } => "Too many documents",
+            ApiError::StorageQuota { .. } => "Storage quota exceeded",
             ApiError::Unauthorized(_) => "Authentication required",
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::NotFound(_) => "Not found",
             ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::RemoteIndexRequired(_) => "This deployment cannot drain in a function",
             ApiError::RateLimited { .. } => "Too many requests",
+            ApiError::TooManyFollowers { .. } => "Too many open followers",
             ApiError::Timeout(_) => "Timed out",
             ApiError::UpstreamFailed(_) => "The job failed",
             ApiError::Unavailable => "Service unavailable",
@@ -195,6 +227,15 @@ pub fn problem_response(error: &ApiError, request_id: &str) -> Response<Body> {
             problem.rule = Some("size");
             problem.limit_bytes = Some(*limit);
         }
+        ApiError::DocumentQuota { .. } => {
+            problem.field = Some("file");
+            problem.rule = Some("documents-per-session");
+        }
+        ApiError::StorageQuota { limit, .. } => {
+            problem.field = Some("file");
+            problem.rule = Some("bytes-per-session");
+            problem.limit_bytes = Some(usize::try_from(*limit).unwrap_or(usize::MAX));
+        }
         _ => {}
     }
     let mut response = json(status, &problem);
@@ -213,6 +254,14 @@ pub fn problem_response(error: &ApiError, request_id: &str) -> Response<Body> {
                 HeaderValue::from(retry_after_secs(decision)),
             );
             insert_rate_limit_headers(headers, decision, *reset_secs);
+        }
+        ApiError::TooManyFollowers {
+            limit,
+            retry_after_secs,
+            ..
+        } => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            headers.insert("ratelimit-limit", HeaderValue::from(*limit));
         }
         ApiError::Unavailable => {
             headers.insert(

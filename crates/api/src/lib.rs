@@ -18,6 +18,7 @@ mod body;
 mod context;
 mod cors;
 mod error;
+mod followers;
 mod policy;
 mod request;
 mod response;

@@ -12,16 +12,52 @@ use flowchat_store::{RateCheck, RateRule};
 use http::Request;
 
 use crate::auth::Actor;
-use crate::context::AppContext;
+use crate::context::{AppContext, ClientIp};
 use crate::error::ApiError;
-use crate::request::client_ip;
+use crate::followers::FollowerSlot;
+
+/// The client's address as rate limits count it (an IPv6 /64 as one).
+pub(crate) fn ip_key(req: &Request<Bytes>) -> String {
+    req.extensions()
+        .get::<ClientIp>()
+        .map(ClientIp::rate_key)
+        .unwrap_or_else(|| "unknown".to_owned())
+}
 
 /// Writes (sessions, messages, uploads) per minute from the client's
 /// address, so sessions cannot be farmed to dodge the per-session limits.
 pub(crate) fn ip_write_check(ctx: &AppContext, req: &Request<Bytes>) -> RateCheck {
     RateCheck {
-        key: format!("write:ip:{}", client_ip(req)),
+        key: format!("write:ip:{}", ip_key(req)),
         rule: RateRule::per_minute(ctx.config.rate_limits.ip_writes_per_minute),
+    }
+}
+
+/// Readiness checks per minute from the client's address: the check is
+/// unauthenticated and reads the store several times, so it is limited
+/// like a write (`RATE_LIMIT_IP_PER_MINUTE`, its own count).
+pub(crate) fn ip_ready_check(ctx: &AppContext, req: &Request<Bytes>) -> RateCheck {
+    RateCheck {
+        key: format!("ready:ip:{}", ip_key(req)),
+        rule: RateRule::per_minute(ctx.config.rate_limits.ip_writes_per_minute),
+    }
+}
+
+/// A slot for one more follower (event stream or waiting read) of
+/// `actor`'s session from the client's address; hold it while following.
+pub(crate) fn follower_slot(
+    ctx: &AppContext,
+    req: &Request<Bytes>,
+    session: Option<&SessionId>,
+) -> Result<FollowerSlot, ApiError> {
+    ctx.followers.acquire(session, &ip_key(req))
+}
+
+/// The session an actor follows as (operators are limited per IP only).
+pub(crate) fn actor_session(actor: &Actor) -> Option<&SessionId> {
+    match actor {
+        Actor::Admin => None,
+        Actor::Session(session) => Some(session),
     }
 }
 

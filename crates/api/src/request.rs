@@ -6,7 +6,7 @@ use http::{HeaderMap, Request, header};
 use serde::de::DeserializeOwned;
 
 use crate::body::MAX_REQUEST_BYTES;
-use crate::context::{ClientIp, Platform};
+use crate::context::Platform;
 use crate::error::ApiError;
 
 /// Uses the caller's `x-request-id` when it is short and plain, so traces can
@@ -23,13 +23,6 @@ pub fn request_id(platform: &dyn Platform, headers: &HeaderMap) -> String {
         })
         .map(str::to_owned)
         .unwrap_or_else(|| hex::encode(platform.random_bytes()))
-}
-
-pub(crate) fn client_ip(req: &Request<Bytes>) -> String {
-    req.extensions()
-        .get::<ClientIp>()
-        .map(|ip| ip.0.clone())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The request's `Content-Type` as sent, and its essence (`type/subtype`,

@@ -9,7 +9,7 @@ use crate::cors;
 use crate::error::{ApiError, problem_response};
 use crate::request::request_id;
 use crate::response::Body;
-use crate::routes::{chat, conversations, documents, events, health, session};
+use crate::routes::{chat, conversations, documents, events, health, openapi, session};
 
 /// Answers one request. Never panics on input and never fails: every error
 /// becomes a problem+json response carrying the request id. The body is
@@ -74,7 +74,11 @@ async fn route(ctx: &AppContext, req: &Request<Bytes>) -> Result<Response<Body>,
             _ => Err(not_allowed(method, "GET")),
         },
         ["api", "health", "ready"] => match *method {
-            Method::GET | Method::HEAD => health::ready(ctx).await,
+            Method::GET | Method::HEAD => health::ready(ctx, req).await,
+            _ => Err(not_allowed(method, "GET")),
+        },
+        ["api", "openapi.json"] => match *method {
+            Method::GET | Method::HEAD => Ok(openapi::document()),
             _ => Err(not_allowed(method, "GET")),
         },
         ["api", "session"] => match *method {

@@ -3,12 +3,13 @@
 //! bytes look like what the extension claims.
 //!
 //! The format rules are [`flowchat_domain::document_format`]'s, the same the
-//! knowledge loader applies when the drain indexes the file: what passes
-//! here is not refused there for its format. The checks are deliberately
-//! cheap — the drain parses the file for real (and marks the document
-//! `failed` when it cannot) — and exist to refuse the obvious mismatches at
-//! once, with a message naming what was expected, instead of queueing work
-//! that can only fail.
+//! knowledge loader applies when the drain indexes the file. The checks are
+//! deliberately cheap — one pass over at most the first 64 KiB, whatever the
+//! file's size; the drain parses the whole file for real (and marks the
+//! document `failed` when it cannot) — and exist to refuse the obvious
+//! mismatches at once, with a message naming what was expected, instead of
+//! queueing work that can only fail. They run after the request was counted
+//! against the rate limit (`routes::documents::upload`).
 
 use bytes::Bytes;
 use flowchat_domain::ValidationError;

@@ -7,9 +7,9 @@
 
 use flowchat_domain::ConfigError;
 use flowchat_domain::config::{
-    ADMIN_TOKEN_MIN_CHARS, AdminToken, Config, CorsOrigins, DrainSettings, EmbeddingsProvider,
-    Environment, LlmProvider, LogFormat, PromptConfig, RateLimits, RecordTtls, StoreKind,
-    VectorStore,
+    ADMIN_TOKEN_MIN_CHARS, AdminToken, Config, CorsOrigins, DocumentQuota, DrainSettings,
+    EmbeddingsProvider, Environment, LlmProvider, LogFormat, PromptConfig, RateLimits, RecordTtls,
+    StoreKind, VectorStore,
 };
 use flowchat_domain::token::{SecretTooShort, SessionSecret};
 
@@ -57,6 +57,7 @@ pub fn app_config(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Con
         session_secret: session_secret(&env)?,
         admin_token: admin_token(&env)?,
         cors_origins: cors_origins(&env)?,
+        trusted_ip_header: trusted_ip_header(&env)?,
         store: env.choice(
             "FLOWCHAT_STORE",
             StoreKind::Sqlite,
@@ -74,6 +75,8 @@ pub fn app_config(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Con
         rate_limits: RateLimits {
             chat_per_minute: env.number("RATE_LIMIT_CHAT_PER_MINUTE", 10, 1..=1_000_000)?,
             ip_writes_per_minute: env.number("RATE_LIMIT_IP_PER_MINUTE", 60, 1..=1_000_000)?,
+            followers_per_session: env.number("MAX_FOLLOWERS_PER_SESSION", 4, 1..=1000)?,
+            followers_per_ip: env.number("MAX_FOLLOWERS_PER_IP", 16, 1..=100_000)?,
         },
         llm_provider,
         embeddings_provider,
@@ -101,6 +104,10 @@ pub fn app_config(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Con
             history_turns: env.number("HISTORY_TURNS", 6, 0..=100)?,
         },
         max_upload_bytes: env.number("MAX_UPLOAD_MB", 4usize, 1..=4)? * 1024 * 1024,
+        document_quota: DocumentQuota {
+            max_documents: env.number("MAX_DOCUMENTS_PER_SESSION", 50, 1..=100_000)?,
+            max_bytes: env.number("MAX_BYTES_PER_SESSION", 50 * 1024 * 1024, 1..=1u64 << 40)?,
+        },
     })
 }
 
@@ -132,6 +139,24 @@ fn admin_token<F: Fn(&str) -> Option<String>>(
         Some(raw) => Ok(Some(AdminToken::new(raw))),
         None => Ok(None),
     }
+}
+
+/// A header name only: its value becomes the client's address, so a typo
+/// must stop start-up rather than silently trust nothing (or the wrong thing).
+fn trusted_ip_header<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = env.get("TRUSTED_IP_HEADER") else {
+        return Ok(None);
+    };
+    let token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+    if raw.len() > 64 || !raw.chars().all(token) {
+        return Err(error(
+            "TRUSTED_IP_HEADER",
+            "must be one header name (ASCII letters, digits, - and _), e.g. x-forwarded-for",
+        ));
+    }
+    Ok(Some(raw.to_ascii_lowercase()))
 }
 
 fn cors_origins<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<CorsOrigins, ConfigError> {
@@ -270,9 +295,24 @@ mod tests {
         assert_eq!(c.namespace, "dev");
         assert_eq!(c.rate_limits.chat_per_minute, 10);
         assert_eq!(c.rate_limits.ip_writes_per_minute, 60);
+        assert_eq!(c.rate_limits.followers_per_session, 4);
+        assert_eq!(c.rate_limits.followers_per_ip, 16);
+        assert_eq!(c.trusted_ip_header, None);
         assert_eq!(c.log_format, LogFormat::Pretty);
         assert!(c.session_secret.is_none());
         assert_eq!(c.max_upload_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn trusted_ip_header_is_one_header_name() {
+        let c = config(&[("TRUSTED_IP_HEADER", " X-Forwarded-For ")]).unwrap();
+        assert_eq!(c.trusted_ip_header.as_deref(), Some("x-forwarded-for"));
+        for bad in ["x-real-ip, x-forwarded-for", "x real ip", "x:ip"] {
+            let e = config(&[("TRUSTED_IP_HEADER", bad)]).unwrap_err();
+            assert_eq!(e.variable, "TRUSTED_IP_HEADER");
+        }
+        let e = config(&[("MAX_FOLLOWERS_PER_IP", "0")]).unwrap_err();
+        assert_eq!(e.variable, "MAX_FOLLOWERS_PER_IP");
     }
 
     #[test]
@@ -283,6 +323,27 @@ mod tests {
             let e = config(&[("MAX_UPLOAD_MB", bad)]).unwrap_err();
             assert_eq!(e.variable, "MAX_UPLOAD_MB");
             assert!(e.to_string().contains("from 1 to 4"), "{e}");
+        }
+    }
+
+    #[test]
+    fn session_quotas_default_to_50_documents_and_50_mib() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.document_quota.max_documents, 50);
+        assert_eq!(c.document_quota.max_bytes, 50 * 1024 * 1024);
+        let c = config(&[
+            ("MAX_DOCUMENTS_PER_SESSION", "3"),
+            ("MAX_BYTES_PER_SESSION", "1000"),
+        ])
+        .unwrap();
+        assert_eq!(c.document_quota.max_documents, 3);
+        assert_eq!(c.document_quota.max_bytes, 1000);
+        for (var, bad) in [
+            ("MAX_DOCUMENTS_PER_SESSION", "0"),
+            ("MAX_BYTES_PER_SESSION", "0"),
+            ("MAX_BYTES_PER_SESSION", "50MB"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().variable, var);
         }
     }
 

@@ -7,6 +7,7 @@ use flowchat_domain::config::{
     BackupSettings, Config, EmbeddingsProvider, LlmProvider, StoreKind, VectorStore,
 };
 use flowchat_knowledge::ChromaSettings;
+use flowchat_knowledge::extract::ExtractSettings;
 use flowchat_llm::{LlmSettings, ProviderKind};
 use flowchat_upstash::UpstashConfig;
 
@@ -25,6 +26,9 @@ pub struct DrainConfig {
     pub chroma: Option<ChromaSettings>,
     /// Scheduled backups of the embedded index (`flowchat-drain --follow`).
     pub backups: BackupSettings,
+    /// How documents are read (`EXTRACT_*`): hand to
+    /// `flowchat_knowledge::extract::configure` at start.
+    pub extract: ExtractSettings,
     /// The namespaces whose jobs this drain answers. `app.namespace` is the
     /// first of them (or, serving all, the one commands like `stats` read).
     pub namespaces: DrainNamespaces,
@@ -104,6 +108,7 @@ pub fn drain_config(lookup: impl Fn(&str) -> Option<String>) -> Result<DrainConf
     };
     let backups = backup_settings(&Env::new(&lookup), &app)?;
     Ok(DrainConfig {
+        extract: crate::extract_settings(lookup)?,
         backups,
         upstash: crate::upstash_config(lookup)?,
         chat: read(chat)?,

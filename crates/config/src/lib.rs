@@ -20,6 +20,8 @@ mod chroma;
 #[cfg(feature = "drain")]
 mod drain;
 mod env;
+#[cfg(feature = "drain")]
+mod extract;
 mod function_drain;
 #[cfg(feature = "llm")]
 mod llm;
@@ -31,6 +33,8 @@ pub use chroma::chroma_settings;
 #[cfg(feature = "drain")]
 pub use drain::{DrainConfig, DrainNamespaces, drain_config};
 pub use env::Env;
+#[cfg(feature = "drain")]
+pub use extract::extract_settings;
 pub use flowchat_domain::ConfigError;
 pub use function_drain::{
     FUNCTION_MAX_DURATION_SECS, FunctionDrainSettings, HARD_STOP_MARGIN_SECS,

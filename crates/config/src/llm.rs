@@ -52,6 +52,11 @@ pub fn llm_settings(
             defaults.read_timeout_ms,
             1..=3_600_000,
         )?,
+        answer_timeout_ms: env.number(
+            "LLM_ANSWER_TIMEOUT_SECONDS",
+            defaults.answer_timeout_ms / 1000,
+            1..=3_600,
+        )? * 1000,
         max_retries: env.number("LLM_MAX_RETRIES", defaults.max_retries, 0..=20)?,
         retry_base_ms: env.number("LLM_RETRY_BASE_MS", defaults.retry_base_ms, 0..=600_000)?,
         retry_max_ms: env.number("LLM_RETRY_MAX_MS", defaults.retry_max_ms, 0..=3_600_000)?,
@@ -121,6 +126,7 @@ mod tests {
         assert_eq!(s.provider_name(), "flow");
         assert_eq!(s.http.connect_timeout_ms, 5_000);
         assert_eq!(s.http.read_timeout_ms, 60_000);
+        assert_eq!(s.http.answer_timeout_ms, 120_000);
         assert_eq!(s.http.max_retries, 3);
         assert_eq!(s.http.retry_base_ms, 500);
         assert_eq!(s.http.retry_max_ms, 20_000);
@@ -152,6 +158,7 @@ mod tests {
             ("LLM_TEMPERATURE", "1.5"),
             ("EMBEDDING_BATCH_SIZE", "16"),
             ("LLM_MAX_RETRIES", "0"),
+            ("LLM_ANSWER_TIMEOUT_SECONDS", "45"),
         ]);
         let s = llm_settings(ProviderKind::Flow, lookup(&pairs)).unwrap();
         let ProviderSettings::Flow(f) = &s.provider else {
@@ -164,6 +171,7 @@ mod tests {
         assert_eq!(s.generation.temperature, 1.5);
         assert_eq!(s.generation.embedding_batch, 16);
         assert_eq!(s.http.max_retries, 0);
+        assert_eq!(s.http.answer_timeout_ms, 45_000);
     }
 
     #[test]
@@ -195,6 +203,8 @@ mod tests {
         for (var, value) in [
             ("LLM_MAX_RETRIES", "three"),
             ("LLM_READ_TIMEOUT_MS", "0"),
+            ("LLM_ANSWER_TIMEOUT_SECONDS", "0"),
+            ("LLM_ANSWER_TIMEOUT_SECONDS", "3601"),
             ("LLM_TEMPERATURE", "2.5"),
             ("LLM_TEMPERATURE", "NaN"),
             ("EMBEDDING_BATCH_SIZE", "0"),

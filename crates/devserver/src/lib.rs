@@ -109,7 +109,18 @@ pub async fn start(config: DrainConfig, options: ServerOptions) -> anyhow::Resul
     let drain_task = if options.drain_concurrency == 0 {
         tokio::spawn(async {})
     } else {
-        tokio::spawn(drain.run(shutdown_rx.clone()))
+        // As in a worker drain: the documents of ended sessions go hourly.
+        let cleanup = flowchat_drain::cleanup::spawn_cleanup(
+            api.store.clone(),
+            api.platform.clone(),
+            api.config.namespace.clone(),
+            shutdown_rx.clone(),
+        );
+        let run = drain.run(shutdown_rx.clone());
+        tokio::spawn(async move {
+            run.await;
+            let _ = cleanup.await;
+        })
     };
 
     let state = Arc::new(AppState { api, wake_drain });
@@ -195,7 +206,8 @@ async fn web_app_headers(request: http::Request<Body>, next: axum::middleware::N
 const WEB_APP_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Converts axum's request to the portable one (body read with
-/// [`flowchat_api::read_limited`], client address from the socket) and back.
+/// [`flowchat_api::read_limited`], client address from the socket or the
+/// configured `TRUSTED_IP_HEADER`) and back.
 async fn api_handler(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -206,7 +218,12 @@ async fn api_handler(
         Ok(bytes) => bytes,
         Err(refusal) => return to_axum(refusal),
     };
-    parts.extensions.insert(ClientIp(peer.ip().to_string()));
+    // The socket's peer, unless TRUSTED_IP_HEADER names the header a
+    // proxy in front of this server overwrites.
+    let trusted = state.api.config.trusted_ip_header.as_deref();
+    parts
+        .extensions
+        .insert(ClientIp::resolve(&parts.headers, trusted, Some(peer.ip())));
     let is_write = matches!(parts.method, Method::POST | Method::DELETE);
     let response = flowchat_api::handle(&state.api, http::Request::from_parts(parts, bytes)).await;
     if is_write && response.status().is_success() {

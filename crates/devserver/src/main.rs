@@ -33,7 +33,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Started as a document reader process: read one document and exit.
+    flowchat_knowledge::extract::run_extractor_if_requested();
     flowchat_startup::load_dotenv();
+    flowchat_startup::restrict_new_file_permissions();
     let args = Args::parse();
     // Flags win over the environment.
     let flag = |dir: &Option<PathBuf>| dir.as_ref().map(|d| d.display().to_string());
@@ -44,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         _ => flowchat_startup::env_var(name),
     })?;
     flowchat_startup::init_tracing(config.app.log_format);
+    flowchat_knowledge::extract::configure(config.extract.clone());
 
     let web_dir = args.web_dir.or_else(|| {
         let default = PathBuf::from("web/dist");

@@ -170,6 +170,10 @@ async fn redis_down_answers_503_then_recovers_without_a_restart() {
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert!(ready.header("retry-after").is_some());
     assert!(!ready.body.to_string().contains(gateway.token()));
+    // Store errors name hosts and internals: only operators see them.
+    let error = ready.body["checks"]["store"]["error"].as_str().unwrap();
+    assert!(error.starts_with("the store did not answer"), "{error}");
+    assert!(!error.contains("127.0.0.1"), "{error}");
 
     gateway.redis.restart().unwrap();
     let mut recovered = false;

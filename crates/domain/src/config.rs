@@ -115,8 +115,14 @@ impl CorsOrigins {
 pub struct RateLimits {
     /// Chat messages per minute per session.
     pub chat_per_minute: u32,
-    /// Writes (sessions created, messages, uploads) per minute per client IP.
+    /// Writes (sessions created, messages, uploads) per minute per client IP;
+    /// also the readiness checks per minute per client IP.
     pub ip_writes_per_minute: u32,
+    /// Followers (event streams, `?wait=` reads, synchronous completions)
+    /// open at once per session, in one process.
+    pub followers_per_session: u32,
+    /// Followers open at once per client IP (an IPv6 /64), in one process.
+    pub followers_per_ip: u32,
 }
 
 /// How the drain treats jobs.
@@ -207,6 +213,11 @@ pub struct Config {
     /// `None` disables the admin endpoints.
     pub admin_token: Option<AdminToken>,
     pub cors_origins: CorsOrigins,
+    /// `TRUSTED_IP_HEADER` (lowercased): the request header the runtime
+    /// adapter takes the client's address from. `None`: the platform's
+    /// own (the socket on the dev server, `sourceIp` on Lambda,
+    /// `x-real-ip` on Vercel, `cf-connecting-ip` on a Worker).
+    pub trusted_ip_header: Option<String>,
     pub store: StoreKind,
     pub ttls: RecordTtls,
     pub namespace: String,
@@ -225,6 +236,18 @@ pub struct Config {
     /// `POST /api/documents` accepts. Kept under Vercel's 4.5 MB request
     /// limit together with the multipart overhead.
     pub max_upload_bytes: usize,
+    /// What one session may keep: `MAX_DOCUMENTS_PER_SESSION`,
+    /// `MAX_BYTES_PER_SESSION`.
+    pub document_quota: DocumentQuota,
+}
+
+/// How much one session may keep in the catalog, pending uploads included:
+/// without it a free session could fill the store and the knowledge index
+/// (and the embedding bill) one upload at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentQuota {
+    pub max_documents: u32,
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

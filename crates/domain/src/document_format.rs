@@ -13,13 +13,19 @@
 //! that and can still fail (a damaged PDF) — they refuse the obvious
 //! mismatches at once, saying what was expected.
 //!
-//! Every check is one pass over the bytes (a large upload of hostile markup
-//! must not cost more than reading it), and nothing here does I/O, so the
+//! Every check is one pass over at most the first [`CHECK_PREFIX_BYTES`] of
+//! the file: a large upload of hostile markup costs no more than reading
+//! 64 KiB, whatever its size, and the loader, which reads the whole file,
+//! still refuses what is wrong further in. Nothing here does I/O, so the
 //! API's wasm32 build uses it as it is.
 
 use std::borrow::Cow;
 
-use encoding_rs::Encoding;
+use encoding_rs::{DecoderResult, Encoding};
+
+/// How much of a file [`DocumentFormat::check`] reads. Real pages show
+/// their markup, and a binary file its NUL bytes, well within it.
+pub const CHECK_PREFIX_BYTES: usize = 64 * 1024;
 
 /// A document format we can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,7 +128,9 @@ impl DocumentFormat {
             .join(", ")
     }
 
-    /// Checks, without parsing, that `bytes` look like this format:
+    /// Checks, without parsing, that the first [`CHECK_PREFIX_BYTES`] of
+    /// `bytes` look like this format (a character cut by the end of that
+    /// prefix is not an error):
     ///
     /// - PDF: the bytes start with the `%PDF-` header;
     /// - text and Markdown: valid UTF-8 (a BOM is fine) without NUL bytes,
@@ -134,17 +142,19 @@ impl DocumentFormat {
     /// Passing does not promise the document loads (a PDF may still be
     /// damaged, encrypted or scanned).
     pub fn check(self, bytes: &[u8]) -> Result<(), ContentMismatch> {
+        let head = &bytes[..bytes.len().min(CHECK_PREFIX_BYTES)];
+        let whole = head.len() == bytes.len();
         match self {
-            DocumentFormat::Pdf if has_pdf_header(bytes) => Ok(()),
+            DocumentFormat::Pdf if has_pdf_header(head) => Ok(()),
             DocumentFormat::Pdf => Err(ContentMismatch::NoPdfHeader),
             DocumentFormat::Text | DocumentFormat::Markdown => {
-                if has_pdf_header(bytes) {
+                if has_pdf_header(head) {
                     return Err(ContentMismatch::PdfAsText);
                 }
-                decode_text(bytes).map(|_| ())
+                decode_text_of(head, whole).map(|_| ())
             }
             DocumentFormat::Html => {
-                if looks_like_html(&decode_html(bytes)?) {
+                if looks_like_html(&decode_html_of(head, whole)?) {
                     Ok(())
                 } else {
                     Err(ContentMismatch::NoMarkup)
@@ -192,8 +202,24 @@ pub fn has_pdf_header(bytes: &[u8]) -> bool {
 
 /// Text or Markdown as UTF-8, without its BOM; a NUL byte means binary.
 pub fn decode_text(bytes: &[u8]) -> Result<&str, ContentMismatch> {
-    let text = std::str::from_utf8(bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes))
-        .map_err(|_| ContentMismatch::NotUtf8)?;
+    decode_text_of(bytes, true)
+}
+
+/// UTF-8 without a BOM; unless `whole`, `bytes` is a prefix and a last
+/// character it cuts is dropped rather than refused.
+fn utf8_of(bytes: &[u8], whole: bool) -> Option<&str> {
+    let bytes = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(e) if !whole && e.error_len().is_none() => {
+            std::str::from_utf8(&bytes[..e.valid_up_to()]).ok()
+        }
+        Err(_) => None,
+    }
+}
+
+fn decode_text_of(bytes: &[u8], whole: bool) -> Result<&str, ContentMismatch> {
+    let text = utf8_of(bytes, whole).ok_or(ContentMismatch::NotUtf8)?;
     if text.contains('\0') {
         return Err(ContentMismatch::Binary);
     }
@@ -205,18 +231,30 @@ pub fn decode_text(bytes: &[u8]) -> Result<&str, ContentMismatch> {
 /// charset="…">` or the `http-equiv` form) when it decodes without errors.
 /// A NUL character means binary.
 pub fn decode_html(bytes: &[u8]) -> Result<Cow<'_, str>, ContentMismatch> {
-    let text = match std::str::from_utf8(bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes)) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => {
+    decode_html_of(bytes, true)
+}
+
+/// [`decode_html`]; unless `whole`, `bytes` is a prefix and a last
+/// character it cuts is not an error.
+fn decode_html_of(bytes: &[u8], whole: bool) -> Result<Cow<'_, str>, ContentMismatch> {
+    let text = match utf8_of(bytes, whole) {
+        Some(text) => Cow::Borrowed(text),
+        None => {
             let encoding = declared_charset(bytes)
                 // Declared UTF-8, but it is not.
                 .filter(|&e| e != encoding_rs::UTF_8)
                 .ok_or(ContentMismatch::UndecodableCharset)?;
-            let (text, _, had_errors) = encoding.decode(bytes);
-            if had_errors {
-                return Err(ContentMismatch::UndecodableCharset);
+            // As `Encoding::decode` (a BOM still wins), but refusing the
+            // first malformed sequence instead of replacing it.
+            let mut decoder = encoding.new_decoder();
+            let capacity = decoder
+                .max_utf8_buffer_length_without_replacement(bytes.len())
+                .ok_or(ContentMismatch::UndecodableCharset)?;
+            let mut text = String::with_capacity(capacity);
+            match decoder.decode_to_string_without_replacement(bytes, &mut text, whole) {
+                (DecoderResult::InputEmpty, _) => Cow::Owned(text),
+                _ => return Err(ContentMismatch::UndecodableCharset),
             }
-            text
         }
     };
     if text.contains('\0') {
@@ -412,6 +450,51 @@ mod tests {
         );
         let brackets = "<".repeat(1_200_000);
         assert!(!looks_like_html(&brackets));
+    }
+
+    /// Only the first 64 KiB are judged: markup or a NUL byte further in
+    /// does not count (the loader still refuses a file that is not what
+    /// it claims, reading it whole), so the check costs the same for 64 KiB
+    /// and for 4 MB.
+    #[test]
+    fn only_a_prefix_is_checked() {
+        use ContentMismatch::*;
+        use DocumentFormat::*;
+        let mut late_markup = vec![b'a'; CHECK_PREFIX_BYTES];
+        late_markup.extend_from_slice(b"<p>late</p>");
+        assert_eq!(Html.check(&late_markup), Err(NoMarkup));
+        let mut early = b"<p>".to_vec();
+        early.extend_from_slice(&late_markup);
+        assert_eq!(Html.check(&early), Ok(()));
+
+        let mut late_nul = vec![b'a'; CHECK_PREFIX_BYTES];
+        late_nul.extend_from_slice(b"\0 and more");
+        assert_eq!(Text.check(&late_nul), Ok(()));
+        assert_eq!(
+            decode_text(&late_nul),
+            Err(Binary),
+            "the loader reads it all"
+        );
+        late_nul[100] = 0;
+        assert_eq!(Text.check(&late_nul), Err(Binary));
+
+        // A character cut by the prefix's end is no error, in UTF-8 and in
+        // a declared multi-byte charset; a broken one inside it still is.
+        let mut cut = vec![b'a'; CHECK_PREFIX_BYTES - 1];
+        cut.extend_from_slice("\u{e9}\u{e9}".as_bytes());
+        assert_eq!(Markdown.check(&cut), Ok(()));
+        cut[10] = 0xff;
+        assert_eq!(Markdown.check(&cut), Err(NotUtf8));
+        let mut sjis = b"<meta charset=shift_jis><p>".to_vec();
+        while sjis.len() < CHECK_PREFIX_BYTES - 1 {
+            sjis.push(b'a');
+        }
+        sjis.extend_from_slice(b"\x82\xa0\x82\xa0");
+        assert_eq!(Html.check(&sjis), Ok(()));
+        assert!(decode_html(&sjis).unwrap().ends_with("\u{3042}\u{3042}"));
+        sjis[40] = 0x82;
+        sjis[41] = b'\n';
+        assert_eq!(Html.check(&sjis), Err(UndecodableCharset));
     }
 
     #[test]

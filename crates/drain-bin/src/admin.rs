@@ -102,6 +102,19 @@ pub async fn run(config: &DrainConfig, command: Command) -> Result<(), CliError>
                 }
             }
         }
+        Command::Cleanup { json } => {
+            let report = ops::cleanup::sweep_all(store.as_ref())
+                .await
+                .map_err(failed)?;
+            if json {
+                println!("{}", serde_json::json!(report));
+            } else {
+                println!(
+                    "removed {} document(s), {} bytes, of {} ended session(s); their index chunks are queued for deletion",
+                    report.documents, report.bytes, report.sessions
+                );
+            }
+        }
         Command::Reindex => unreachable!("handled above"),
         Command::Backup { .. } | Command::Restore { .. } => unreachable!("handled above"),
         Command::DeadLetters(DeadLetterCommand::Replay { id, all }) => {

@@ -95,6 +95,7 @@ impl Fleet {
             .prepare()
             .instrument(tracing::info_span!("prepare", namespace))
             .await;
+        crate::ops::cleanup::sweep_logged(&store, namespace).await;
         self.drains
             .insert(namespace.to_owned(), (store.clone(), drain.clone()));
         Ok((store, drain))

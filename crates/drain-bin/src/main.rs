@@ -9,6 +9,8 @@
 //!   (see `admin`).
 //! - `reindex`, `backup --out FILE`, `restore --from FILE`: the knowledge
 //!   index (see `ops`).
+//! - `cleanup`: the documents of sessions that ended (also run by `--once`
+//!   and hourly by `--follow`; see `ops::cleanup`).
 //!
 //! Exit codes: 0 done (store outages are logged: the next run retries),
 //! 2 configuration error, 1 anything else an operator must look at.
@@ -85,6 +87,13 @@ pub(crate) enum Command {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Remove the private documents of sessions that ended: catalog entries
+    /// and upload parts now, index chunks through queued `delete` jobs.
+    Cleanup {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -109,13 +118,17 @@ pub(crate) enum DeadLetterCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Started as a document reader process: read one document and exit.
+    flowchat_knowledge::extract::run_extractor_if_requested();
     flowchat_startup::load_dotenv();
+    flowchat_startup::restrict_new_file_permissions();
     let cli = Cli::parse();
     let config = match flowchat_config::drain_config(flowchat_startup::env_var) {
         Ok(config) => config,
         Err(e) => return report(e.into()),
     };
     flowchat_startup::init_tracing(config.app.log_format);
+    flowchat_knowledge::extract::configure(config.extract.clone());
     let outcome = match cli.command {
         Some(command) => admin::run(&config, command).await,
         None if cli.run.once || cli.run.follow => run::drain(config, &cli.run).await,

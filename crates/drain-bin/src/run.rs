@@ -42,6 +42,7 @@ pub async fn drain(config: DrainConfig, args: &RunArgs) -> Result<(), CliError> 
     let shutdown = shutdown_on_signal();
 
     if args.once {
+        ops::cleanup::sweep_logged(drain.store().as_ref(), &config.app.namespace).await;
         let budget = Duration::from_secs(args.max_seconds);
         match drain.run_until_idle_or_shutdown(budget, shutdown).await {
             Ok(outcome) => outcome.log(&config.app.namespace, "drain finished"),
@@ -58,7 +59,13 @@ pub async fn drain(config: DrainConfig, args: &RunArgs) -> Result<(), CliError> 
                 shutdown.clone(),
             )
         });
+        let cleanup = ops::cleanup::start(
+            drain.store().clone(),
+            config.app.namespace.clone(),
+            shutdown.clone(),
+        );
         drain.run(shutdown).await;
+        let _ = cleanup.await;
         // A backup under way is finished, not cut short.
         if let Some(Some(task)) = backups {
             let _ = task.await;

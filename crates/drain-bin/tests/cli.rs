@@ -91,3 +91,53 @@ fn a_namespace_list_on_the_embedded_store_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("FLOWCHAT_STORE=upstash"), "{stderr}");
 }
+
+/// The store and the knowledge index hold chats and private documents: what
+/// the drain creates in the data directory is readable by its user only
+/// (SQLite files used to be created 0644).
+#[cfg(unix)]
+#[test]
+fn data_files_are_private_to_the_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let documents = root.path().join("documents");
+    std::fs::create_dir(&documents).unwrap();
+    std::fs::write(
+        documents.join("notes.md"),
+        "# Notes\n\nThe kettle is blue.\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_flowchat-drain"))
+        .arg("--once")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FLOWCHAT_DATA_DIR", &data)
+        .env("DOCUMENTS_PATH", &documents)
+        .current_dir(root.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    let mut files = 0;
+    let mut pending = vec![data.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                assert_eq!(mode(&path), 0o700, "{}", path.display());
+                pending.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                files += 1;
+            }
+        }
+    }
+    assert!(files >= 2, "the store and the index were created");
+}

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use flowchat_config::DrainConfig;
 use flowchat_domain::Platform;
@@ -139,6 +140,7 @@ fn language_models(
             max_output_tokens: settings.generation.max_output_tokens as usize,
             history_turns: config.app.prompt.history_turns as usize,
         },
+        answer_timeout: Duration::from_millis(settings.http.answer_timeout_ms),
     };
     Ok((answerer, embedder))
 }
@@ -217,9 +219,15 @@ mod tests {
     #[test]
     fn the_system_prompt_comes_from_the_variable_or_the_file() {
         let config = flow_config(&[]);
-        let Answerer::Generative { prompt, model } = language_models(&config).unwrap().0 else {
+        let Answerer::Generative {
+            prompt,
+            model,
+            answer_timeout,
+        } = language_models(&config).unwrap().0
+        else {
             panic!("flow credentials choose a language model");
         };
+        assert_eq!(answer_timeout, Duration::from_secs(120));
         assert_eq!(prompt.system_prompt, DEFAULT_SYSTEM_PROMPT);
         assert_eq!(prompt.history_turns, 4);
         assert_eq!(prompt.context_tokens, 128_000, "gpt-4o-mini's window");

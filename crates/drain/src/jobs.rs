@@ -69,6 +69,10 @@ pub enum Answerer {
     Generative {
         model: Arc<dyn ChatModel>,
         prompt: PromptSettings,
+        /// The longest one answer may take (`LLM_ANSWER_TIMEOUT_SECONDS`).
+        /// The model client ends its call then; the drain stops extending
+        /// the job's lease a moment later in any case.
+        answer_timeout: Duration,
     },
 }
 
@@ -180,7 +184,7 @@ async fn ingest_upload(
                 record.status = DocumentStatus::Failed;
                 record.origin = DocumentOrigin::Upload;
                 record.chunks = 0;
-                record.error = Some(error.to_string());
+                record.error = Some(error.user_message());
                 record.updated_at = env.clock.now();
                 env.store.upsert_document(&record).await?;
                 env.store.delete_upload(id, parts).await?;
@@ -239,6 +243,9 @@ async fn answer(
     let embedding = match env.embedder {
         Some(embedder) => match embedder.embed(&[question.to_owned()]).await {
             Ok(mut vectors) => vectors.pop(),
+            // A vector-only index (Chroma) finds nothing without the
+            // question's vector: retry rather than answer with no source.
+            Err(error) if !env.index.searches_by_words() => return Err(error.into()),
             Err(error) => {
                 // Words alone still find most answers; better than failing.
                 tracing::warn!(%error, "could not embed the question; searching by words only");
@@ -259,19 +266,18 @@ async fn answer(
     tracing::debug!(passages = passages.len(), "retrieved passages");
     match env.answerer {
         Answerer::Extractive => Ok(extractive_answer(question, &passages)),
-        Answerer::Generative { model, prompt } => {
+        Answerer::Generative {
+            model,
+            prompt,
+            answer_timeout,
+        } => {
             let history = earlier_messages(env.store, conversation, &claim.job).await?;
-            generate(
-                env,
-                claim,
-                model.as_ref(),
-                prompt,
-                question,
-                &passages,
-                &history,
-                timing,
-            )
-            .await
+            let call = ModelCall {
+                model: model.as_ref(),
+                settings: prompt,
+                deadline: Instant::now() + *answer_timeout + DEADLINE_GRACE,
+            };
+            generate(env, claim, call, question, &passages, &history, timing).await
         }
     }
 }
@@ -292,17 +298,33 @@ async fn earlier_messages(
         .collect())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How long past the model client's own answer deadline the drain waits
+/// before it gives up on the call itself: the client normally ends it first,
+/// with its own error and log line.
+const DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
+/// The model a chat job asks, how, and by when.
+struct ModelCall<'a> {
+    model: &'a dyn ChatModel,
+    settings: &'a PromptSettings,
+    /// After this the lease is no longer extended and the call is dropped.
+    deadline: Instant,
+}
+
 async fn generate(
     env: &JobEnv<'_>,
     claim: &ClaimedJob,
-    model: &dyn ChatModel,
-    settings: &PromptSettings,
+    call: ModelCall<'_>,
     question: &str,
     passages: &[Passage],
     history: &[Message],
     timing: &mut Timing,
 ) -> Result<ChatAnswer, JobError> {
+    let ModelCall {
+        model,
+        settings,
+        deadline,
+    } = call;
     let prompt = build_prompt(settings, question, passages, history);
     let request = ChatRequest {
         messages: prompt
@@ -340,7 +362,7 @@ async fn generate(
     };
     let started = Instant::now();
     let call = model.chat_stream(&request, &mut on_event);
-    let flusher = flush_progress(env, claim, &streamed, &changed);
+    let flusher = flush_progress(env, claim, &streamed, &changed, deadline);
     let result = tokio::select! {
         result = call => result.map_err(JobError::from),
         lost = flusher => Err(lost),
@@ -358,22 +380,40 @@ async fn generate(
 }
 
 /// Writes the streamed text to the job at most every `partial_flush`, and
-/// extends the lease while the model works (also when it is slow to start).
-/// Only returns when the claim is lost: the caller then abandons the call.
+/// extends the lease while the model works (also when it is slow to start),
+/// but never once `deadline` has passed: a model that streams forever must
+/// not hold its job forever. Only returns when the claim is lost or the
+/// deadline passed: the caller then abandons the call.
 async fn flush_progress(
     env: &JobEnv<'_>,
     claim: &ClaimedJob,
     streamed: &Mutex<String>,
     changed: &Notify,
+    deadline: Instant,
 ) -> JobError {
     let mut written = String::new();
     let mut lease_extended = Instant::now();
+    let overdue = || {
+        JobError::Llm(LlmError::Timeout(
+            "the answer ran past its deadline; the drain stopped waiting".to_owned(),
+        ))
+    };
     loop {
-        // Wait for new text (or for the lease to need extending), then let
-        // more text gather until the flush interval has passed.
-        let renew_in = (env.lease / 3).saturating_sub(lease_extended.elapsed());
+        // Wait for new text (or for the lease to need extending, or the
+        // deadline), then let more text gather until the flush interval
+        // has passed.
+        let renew_in = (env.lease / 3)
+            .saturating_sub(lease_extended.elapsed())
+            .min(deadline.saturating_duration_since(Instant::now()));
         let _ = tokio::time::timeout(renew_in, changed.notified()).await;
-        tokio::time::sleep(env.partial_flush).await;
+        tokio::time::sleep(
+            env.partial_flush
+                .min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await;
+        if Instant::now() >= deadline {
+            return overdue();
+        }
         let text = streamed.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let renew = lease_extended.elapsed() >= env.lease / 3;
         if text == written && !renew {

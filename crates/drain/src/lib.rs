@@ -5,7 +5,9 @@
 
 mod assemble;
 mod backoff;
+pub mod cleanup;
 mod jobs;
+pub mod messages;
 mod worker;
 
 pub use assemble::{AssembleError, DrainIdentity, LanguageModels, assemble, assemble_with};

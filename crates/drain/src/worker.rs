@@ -532,15 +532,18 @@ impl Drain {
         let now = self.now();
         let retry_at = (claim.job.attempts < settings.max_attempts && !error.is_permanent())
             .then(|| now.plus_millis(retry_delay_ms(settings, claim.job.attempts)));
+        // The record (what users and the dead letters read) gets the safe
+        // sentence; the log line, in the job's span, keeps the error itself.
+        let shown = error.user_message();
         let error = &error.to_string();
-        match self.store.fail_job(claim, error, retry_at, now).await? {
+        match self.store.fail_job(claim, &shown, retry_at, now).await? {
             FailureOutcome::RetryAt(at) => {
                 outcome.retried = 1;
-                tracing::warn!(error, retry_at = %at.to_rfc3339(), "job failed; will retry");
+                tracing::warn!(error, shown, retry_at = %at.to_rfc3339(), "job failed; will retry");
             }
             FailureOutcome::DeadLettered => {
                 outcome.dead_lettered = 1;
-                tracing::error!(error, "job failed its last attempt; dead-lettered");
+                tracing::error!(error, shown, "job failed its last attempt; dead-lettered");
             }
             FailureOutcome::StaleClaim => {
                 tracing::warn!(

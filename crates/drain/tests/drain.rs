@@ -49,7 +49,7 @@ fn settings(max_attempts: u32) -> DrainSettings {
 }
 
 #[tokio::test]
-async fn a_failing_job_is_retried_then_dead_lettered_with_a_readable_error() {
+async fn a_failing_job_is_retried_then_dead_lettered_with_a_safe_error() {
     let dir = tempfile::tempdir().unwrap();
     // The documents "folder" is a file: every ingest attempt fails.
     let not_a_folder = dir.path().join("documents");
@@ -71,8 +71,9 @@ async fn a_failing_job_is_retried_then_dead_lettered_with_a_readable_error() {
     assert_eq!((first.claimed, first.retried), (1, 1));
     let job = store.get_job(&id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Queued);
+    // What users read: nothing of the server's paths.
     let error = job.error.unwrap();
-    assert!(error.contains("not a folder"), "{error}");
+    assert_eq!(error, flowchat_drain::messages::FILE_UNREADABLE);
 
     let second = drain.pass().await.unwrap();
     assert_eq!((second.claimed, second.dead_lettered), (1, 1));
@@ -82,7 +83,7 @@ async fn a_failing_job_is_retried_then_dead_lettered_with_a_readable_error() {
     let dead = store.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].job_id, id);
-    assert!(dead[0].error.contains("not a folder"));
+    assert_eq!(dead[0].error, flowchat_drain::messages::FILE_UNREADABLE);
 
     // Nothing left to do.
     assert_eq!(drain.pass().await.unwrap().claimed, 0);

@@ -7,7 +7,7 @@
 //! that they can run offline, deterministically and fast, and so that they can
 //! provoke the failures the real service produces only occasionally (expired
 //! tokens, `429` with `Retry-After`, `5xx`, slow answers, streams that break
-//! off, requests that never get an answer).
+//! off or never end, requests that never get an answer).
 //!
 //! The fake speaks the subset of the Flow API documented in
 //! `docs/flow-api.md` as faithfully as practical:
@@ -95,6 +95,11 @@ pub enum Fault {
     /// Never answer (hold the request open until the client gives up) — for
     /// client timeouts. Released with a `503` when the fake is stopped.
     Hang,
+    /// Streaming chat: answer with a stream that never ends — one more word
+    /// every `every_ms`, never `data: [DONE]` — so no read timeout ever
+    /// fires (a model that rambles on). Ends when the client goes away or
+    /// the fake is stopped. Other requests are answered normally.
+    Endless { every_ms: u64 },
 }
 
 /// One request the fake received, as recorded for test assertions.
@@ -129,6 +134,33 @@ pub(crate) struct Inner {
     pub(crate) chunk_delay_ms: u64,
     pub(crate) issued_tokens: u64,
     pub(crate) chat_completions: u64,
+    /// Drawn from when a target's FIFO queue is empty.
+    pub(crate) random_faults: HashMap<Target, RandomFaults>,
+    /// Off: requests are counted but not kept (long chaos runs).
+    pub(crate) record_requests: bool,
+    pub(crate) received: HashMap<Target, u64>,
+}
+
+/// Faults injected at random, with a deterministic generator.
+pub(crate) struct RandomFaults {
+    /// (cumulative probability in millionths, fault, times injected).
+    table: Vec<(u64, Fault, u64)>,
+    state: u64,
+}
+
+impl RandomFaults {
+    /// The fault for the next request, if the draw picks one.
+    pub(crate) fn draw(&mut self) -> Option<Fault> {
+        // splitmix64: tiny, and good enough to spread faults evenly.
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let roll = (z ^ (z >> 31)) % 1_000_000;
+        let entry = self.table.iter_mut().find(|(upto, _, _)| roll < *upto)?;
+        entry.2 += 1;
+        Some(entry.1.clone())
+    }
 }
 
 impl Shared {
@@ -143,6 +175,9 @@ impl Shared {
                 chunk_delay_ms: 0,
                 issued_tokens: 0,
                 chat_completions: 0,
+                random_faults: HashMap::new(),
+                record_requests: true,
+                received: HashMap::new(),
             }),
         }
     }
@@ -255,6 +290,48 @@ impl FakeFlow {
             .push_back(fault);
     }
 
+    /// Injects faults at random into requests to `target` whose FIFO queue
+    /// ([`FakeFlow::push_fault`]) is empty: each `(probability, fault)` is
+    /// picked with its probability (0.0..=1.0; together at most 1), the rest
+    /// are answered normally. The same `seed` gives the same sequence.
+    /// An empty list turns random faults off.
+    pub fn set_random_faults(&self, target: Target, faults: &[(f64, Fault)], seed: u64) {
+        let mut inner = self.shared.lock();
+        if faults.is_empty() {
+            inner.random_faults.remove(&target);
+            return;
+        }
+        let mut upto = 0u64;
+        let table = faults
+            .iter()
+            .map(|(p, fault)| {
+                upto += (p.clamp(0.0, 1.0) * 1_000_000.0).round() as u64;
+                (upto.min(1_000_000), fault.clone(), 0)
+            })
+            .collect();
+        inner
+            .random_faults
+            .insert(target, RandomFaults { table, state: seed });
+    }
+
+    /// How often each random fault of `target` was injected so far, in the
+    /// order given to [`FakeFlow::set_random_faults`].
+    pub fn random_faults_injected(&self, target: Target) -> Vec<(Fault, u64)> {
+        self.shared
+            .lock()
+            .random_faults
+            .get(&target)
+            .map(|r| r.table.iter().map(|(_, f, n)| (f.clone(), *n)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Off: requests are still counted ([`FakeFlow::count`]) and checked
+    /// ([`FakeFlow::header_problems`]) but not kept, so a long run does not
+    /// hold every prompt in memory. On by default.
+    pub fn set_record_requests(&self, on: bool) {
+        self.shared.lock().record_requests = on;
+    }
+
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
@@ -264,10 +341,10 @@ impl FakeFlow {
     pub fn count(&self, target: Target) -> usize {
         self.shared
             .lock()
-            .requests
-            .iter()
-            .filter(|r| r.target == Some(target))
-            .count()
+            .received
+            .get(&target)
+            .copied()
+            .unwrap_or(0) as usize
     }
 
     /// Human-readable list of every received request that lacked a documented

@@ -120,21 +120,31 @@ async fn handle(State(app): State<App>, req: Request) -> Response {
     // Record first, then take the fault, in one critical section.
     let (index, fault) = {
         let mut inner = app.shared.lock();
-        inner.requests.push(RecordedRequest {
-            target,
-            method: ctx.method.clone(),
-            path: ctx.path.clone(),
-            headers: ctx.headers.clone(),
-            body: ctx.body.clone(),
-            status: 0,
+        let index = inner.record_requests.then(|| {
+            inner.requests.push(RecordedRequest {
+                target,
+                method: ctx.method.clone(),
+                path: ctx.path.clone(),
+                headers: ctx.headers.clone(),
+                body: ctx.body.clone(),
+                status: 0,
+            });
+            inner.requests.len() - 1
         });
-        let index = inner.requests.len() - 1;
-        let fault = target.and_then(|t| inner.faults.get_mut(&t).and_then(VecDeque::pop_front));
+        let fault = target.and_then(|t| {
+            *inner.received.entry(t).or_default() += 1;
+            match inner.faults.get_mut(&t).and_then(VecDeque::pop_front) {
+                Some(fault) => Some(fault),
+                None => inner.random_faults.get_mut(&t).and_then(|r| r.draw()),
+            }
+        });
         (index, fault)
     };
 
     let (status, response) = respond(&app, &ctx, target, fault).await;
-    if let Some(r) = app.shared.lock().requests.get_mut(index) {
+    if let Some(index) = index
+        && let Some(r) = app.shared.lock().requests.get_mut(index)
+    {
         r.status = status;
     }
     response
@@ -181,6 +191,13 @@ async fn respond(app: &App, ctx: &Ctx, target: Option<Target>, fault: Option<Fau
         }
         Some(Fault::Delay { ms }) => tokio::time::sleep(Duration::from_millis(ms)).await,
         Some(Fault::CutStream { after_chunks }) => cut = Some(after_chunks),
+        Some(Fault::Endless { every_ms }) => {
+            if let Ok(Valid::Chat(req)) = &validated
+                && req.stream
+            {
+                return endless_answer(app, req, every_ms);
+            }
+        }
         None => {}
     }
 
@@ -653,6 +670,37 @@ fn chat_answer(app: &App, req: &ChatReq, cut: Option<usize>) -> Answer {
                     ));
                 }
             }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    (200, response)
+}
+
+/// A streamed answer that never ends: a word every `every_ms` until the
+/// client hangs up or the fake stops.
+fn endless_answer(app: &App, req: &ChatReq, every_ms: u64) -> Answer {
+    let chunk = event(&json!({
+        "id": "chatcmpl-fake-endless",
+        "object": "chat.completion.chunk",
+        "created": unix_now(),
+        "model": req.model,
+        "choices": [{"index": 0, "delta": {"content": "and "}, "finish_reason": null}],
+    }));
+    let shutdown = app.shutdown.clone();
+    let stream = futures_util::stream::unfold(shutdown, move |mut shutdown| {
+        let chunk = chunk.clone();
+        async move {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(every_ms)) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return None,
+            }
+            Some((Ok::<_, std::io::Error>(chunk), shutdown))
         }
     });
     let mut response = Response::new(Body::from_stream(stream));

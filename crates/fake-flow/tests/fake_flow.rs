@@ -479,3 +479,46 @@ async fn hang_and_delay_faults_and_health() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn random_faults_follow_their_rates_and_queued_faults_come_first() {
+    let flow = FakeFlow::start().await;
+    let token = token(&flow).await;
+    flow.set_record_requests(false);
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after_secs: None,
+    };
+    let teapot = Fault::Status {
+        status: 418,
+        retry_after_secs: None,
+    };
+    flow.set_random_faults(Target::Chat, &[(0.25, unavailable.clone())], 7);
+    flow.push_fault(Target::Chat, teapot);
+    assert_eq!(chat(&flow, &token, PROMPT).await.status(), 418);
+    let mut failed = 0;
+    for _ in 0..400 {
+        match chat(&flow, &token, PROMPT).await.status().as_u16() {
+            503 => failed += 1,
+            200 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // 25 % of 400, give or take what a fair generator strays.
+    assert!((70..=130).contains(&failed), "{failed} of 400 failed");
+    assert_eq!(
+        flow.random_faults_injected(Target::Chat),
+        vec![(unavailable, failed)]
+    );
+    // Counted, not kept; embeddings get no random faults.
+    assert_eq!(flow.count(Target::Chat), 401);
+    assert!(
+        flow.requests()
+            .iter()
+            .all(|r| r.target != Some(Target::Chat))
+    );
+    let resp = embed(&flow, &token, json!(["a"])).await;
+    assert_eq!(resp.status(), 200);
+    flow.set_random_faults(Target::Chat, &[], 0);
+    assert_eq!(chat(&flow, &token, PROMPT).await.status(), 200);
+}

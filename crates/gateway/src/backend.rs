@@ -30,6 +30,21 @@ const MAX_IDLE_TRANSACTION_CONNECTIONS: usize = 8;
 #[error("{0}")]
 pub struct Unavailable(pub String);
 
+/// Redis answers `LOADING` while it reads its data back after a restart.
+/// That is Redis not being ready rather than an answer to the command, so it
+/// is answered 503 (callers retry) like a Redis that is down, not passed on as
+/// the command's failure.
+fn ready(replies: &[Value]) -> Result<(), Unavailable> {
+    for reply in replies {
+        if let Value::ServerError(error) = reply
+            && error.code() == "LOADING"
+        {
+            return Err(Unavailable(crate::reply::error_text(error)));
+        }
+    }
+    Ok(())
+}
+
 /// A connection and the flag its driver task clears when the socket is gone.
 #[derive(Clone)]
 struct Link {
@@ -89,7 +104,9 @@ impl Backend {
         let link = self.shared_link().await?;
         let mut conn = link.conn.clone();
         let result = conn.send_packed_command(&to_cmd(args)).await;
-        result.map_err(|err| self.transport_error(&link, err))
+        let value = result.map_err(|err| self.transport_error(&link, err))?;
+        ready(std::slice::from_ref(&value))?;
+        Ok(value)
     }
 
     /// Runs commands as a pipeline (not atomic) on the shared connection; one reply each.
@@ -101,7 +118,9 @@ impl Backend {
         let link = self.shared_link().await?;
         let mut conn = link.conn.clone();
         let result = conn.send_packed_commands(&pipe, 0, commands.len()).await;
-        result.map_err(|err| self.transport_error(&link, err))
+        let values = result.map_err(|err| self.transport_error(&link, err))?;
+        ready(&values)?;
+        Ok(values)
     }
 
     /// Sends `MULTI`, the commands and `EXEC` on a dedicated connection and returns
@@ -121,6 +140,7 @@ impl Backend {
         {
             Ok(replies) => {
                 self.give_back(link);
+                ready(&replies)?;
                 Ok(replies)
             }
             // Whatever happened (even a timeout), this connection's state is

@@ -17,8 +17,9 @@
 //!   flag; it does not enforce that scripts touch only `KEYS` (see `scripts.rs`).
 //! - Blocking commands → `400 {"error":"ERR blocking commands are not supported over REST"}`.
 //! - Bodies over the limit (10 MB by default) → `413 {"error":"ERR max request size exceeded..."}`.
-//! - Redis unreachable → `503 {"error": ...}` within about a second; the gateway
-//!   reconnects by itself once Redis is back.
+//! - Redis unreachable, or still loading its data after a restart (`LOADING`) →
+//!   `503 {"error": ...}` within about a second; the gateway reconnects by itself
+//!   once Redis is back.
 //! - `GET /__gateway/stats`, `POST /__gateway/stats/reset` (token required): the
 //!   number of protocol requests and of Redis commands since start, so tests can
 //!   assert round trips. `GET /__gateway/health` (no token): `200` when Redis answers.

@@ -900,3 +900,91 @@ async fn the_binary_serves_on_a_free_port() {
     assert!(help.contains("DEVELOPMENT AND TEST TOOL ONLY"), "{help}");
     assert!(help.contains("--redis-url") && help.contains("--token"));
 }
+
+/// A redis-server of this test's own that keeps its data in `dir`.
+fn persistent_redis(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let child = std::process::Command::new(
+        std::env::var_os("REDIS_SERVER_BIN").unwrap_or_else(|| "redis-server".into()),
+    )
+    .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+    .args(["--appendonly", "no", "--enable-debug-command", "local"])
+    .args(["--daemonize", "no", "--loglevel", "warning", "--dir"])
+    .arg(dir)
+    .stdout(std::process::Stdio::null())
+    .spawn()
+    .expect("redis-server starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server listens");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+/// While Redis reads its data back after a restart it answers `LOADING`:
+/// that is Redis not ready, answered 503 like an outage so clients retry,
+/// never passed on as the command's own failure (which made the chaos run's
+/// completions fail until their lease ran out).
+#[tokio::test]
+async fn redis_loading_its_data_is_an_outage_not_a_failed_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = persistent_redis(dir.path(), port);
+    let populated = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "DEBUG", "POPULATE", "3000000"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(populated.status.success());
+    let saved = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "SAVE"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&saved.stdout).contains("OK"));
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+
+    let env = TestGateway::start_with(|options| {
+        options.redis_url = format!("redis://127.0.0.1:{port}");
+    })
+    .await
+    .unwrap();
+    let c = Client::new(&env);
+    let mut redis = persistent_redis(dir.path(), port);
+    let mut loading_seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let requests = [
+            ("/", json!(["GET", "key:1"])),
+            ("/pipeline", json!([["GET", "key:1"]])),
+            ("/multi-exec", json!([["GET", "key:1"]])),
+        ];
+        let mut answered = 0;
+        for (path, body) in requests {
+            let (status, answer) = c.post(path, body).await;
+            assert!(
+                !answer.to_string().contains("LOADING") || status == 503,
+                "{path}: {status} {answer}"
+            );
+            if status == 503 && answer.to_string().contains("LOADING") {
+                loading_seen += 1;
+            }
+            if status == 200 {
+                answered += 1;
+            }
+        }
+        if answered == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Redis finished loading");
+    }
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    assert!(
+        loading_seen > 0,
+        "the requests met Redis while it was loading"
+    );
+}

@@ -86,6 +86,36 @@ pub enum KnowledgeError {
     )]
     PdfTimeout { name: String, seconds: u64 },
 
+    /// Reading a text, Markdown or HTML document took longer than the time
+    /// budget (`EXTRACT_TIMEOUT_SECONDS`).
+    #[error(
+        "{name} took longer than {seconds} seconds to read and was given up on; \
+         the file may be damaged or unusually complex"
+    )]
+    LoadTimeout { name: String, seconds: u64 },
+
+    /// A PDF whose compressed streams decode to more than the decoding
+    /// budget: a decompression bomb, or far more than the text limit allows.
+    #[error(
+        "{name} expands to more than {} when decompressed, which is over the limit; \
+         the file may be damaged or built to exhaust memory", human_size(*limit_bytes)
+    )]
+    DecodedTooLarge { name: String, limit_bytes: u64 },
+
+    /// Reading the document needed more memory than its reader may use
+    /// (`EXTRACT_MEMORY_LIMIT_MB`).
+    #[error(
+        "{name} needs more than {} of memory to read and was given up on; \
+         the file may be damaged or unusually complex", human_size(*limit_bytes)
+    )]
+    ReaderOutOfMemory { name: String, limit_bytes: u64 },
+
+    /// The reader process stopped without an answer (killed, crashed, or
+    /// an answer that is not one). `detail` (exit status, the reader's last
+    /// stderr line) is for the log only: the message does not carry it.
+    #[error("{name} could not be read; the reader stopped unexpectedly")]
+    ReaderFailed { name: String, detail: String },
+
     /// A document whose extracted text is over the text limit.
     #[error("{name} holds more than {} of text, which is over the limit; split it into smaller files", human_size(*limit_bytes))]
     TextTooLarge { name: String, limit_bytes: u64 },

@@ -97,6 +97,14 @@ pub trait KnowledgeIndex: Send + Sync {
     /// viewer's own, best first. Empty when the text has no searchable terms.
     async fn search(&self, query: SearchQuery<'_>) -> Result<Vec<Passage>, KnowledgeError>;
 
+    /// Whether [`search`](Self::search) finds passages by their words when
+    /// the query has no vector. An index that can only search by vector
+    /// (Chroma) finds nothing without one, so a question whose embedding
+    /// failed must be retried there rather than answered without sources.
+    fn searches_by_words(&self) -> bool {
+        true
+    }
+
     /// Chunks across all documents (for readiness and metrics).
     async fn chunk_count(&self) -> Result<u64, KnowledgeError>;
 

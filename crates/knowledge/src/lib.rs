@@ -11,6 +11,7 @@ pub mod chroma;
 pub mod chunking;
 pub mod embed;
 pub mod error;
+pub mod extract;
 pub mod extractive;
 pub mod folder;
 pub mod fusion;

@@ -8,8 +8,8 @@
 //! offsets mean the same thing everywhere.
 //!
 //! - Text and Markdown: UTF-8, with or without a BOM.
-//! - PDF: text by page through `pdf-extract`, under a time and size budget
-//!   (see the `pdf` module); fills [`LoadedDocument::page_starts`].
+//! - PDF: text by page through `pdf-extract`, streams decoded within a
+//!   budget (see the `pdf` module); fills [`LoadedDocument::page_starts`].
 //! - HTML: converted to Markdown-ish text (headings, paragraphs, lists, table
 //!   rows, code; page chrome and scripts dropped; see the `html` module), then
 //!   chunked like Markdown so chunks get heading paths. Read as UTF-8, or in
@@ -20,11 +20,19 @@
 //! what the chunker and the embedder get is bounded whatever the input. More
 //! fails the document with [`KnowledgeError::TextTooLarge`], a message the
 //! uploader can act on. HTML stops converting as soon as it passes the budget.
+//!
+//! Every format also has a time budget and runs where it can be stopped:
+//! [`load`] reads through the process's [`Extractor`] (a reader process
+//! with a memory limit, killed at the deadline; see the `extract` module).
 
 use flowchat_domain::document_format::{self, ContentMismatch};
 
 use crate::error::KnowledgeError;
+use crate::extract::ReadLimits;
 use crate::{html, pdf};
+
+#[cfg(doc)]
+use crate::extract::Extractor;
 
 pub use crate::pdf::{MAX_EXTRACTED_TEXT_BYTES, PDF_TIME_BUDGET};
 pub use flowchat_domain::document_format::DocumentFormat;
@@ -52,11 +60,24 @@ impl LoadedDocument {
     }
 }
 
-/// Reads `bytes` as the format named by `name`'s extension.
+/// Reads `bytes` as the format named by `name`'s extension, through the
+/// process's [`Extractor`] (`EXTRACT_*` settings).
 ///
-/// CPU-bound, and a PDF can take up to [`PDF_TIME_BUDGET`]: run it off the
-/// async executor (e.g. in `tokio::task::spawn_blocking`).
+/// Blocks for up to the time budget (`EXTRACT_TIMEOUT_SECONDS`, by default
+/// [`PDF_TIME_BUDGET`]): run it off the async executor (e.g. in
+/// `tokio::task::spawn_blocking`).
 pub fn load(name: &str, bytes: &[u8]) -> Result<LoadedDocument, KnowledgeError> {
+    crate::extract::extractor().load(name, bytes)
+}
+
+/// Reads `bytes` on this thread, with no time budget: what a reader runs.
+/// PDFs need a large stack (see `extract`); `limits` stops them between
+/// pages and bounds the pages they parse.
+pub(crate) fn read(
+    name: &str,
+    bytes: &[u8],
+    limits: &ReadLimits,
+) -> Result<LoadedDocument, KnowledgeError> {
     let format = format_of(name)?;
     let (text, page_starts) = match format {
         DocumentFormat::Text | DocumentFormat::Markdown => {
@@ -74,7 +95,7 @@ pub fn load(name: &str, bytes: &[u8]) -> Result<LoadedDocument, KnowledgeError> 
                     .ok_or_else(|| too_much_text(name))?;
             (text, Vec::new())
         }
-        DocumentFormat::Pdf => pdf::extract(name, bytes)?,
+        DocumentFormat::Pdf => pdf::extract(name, bytes, limits)?,
     };
     if text.trim().is_empty() {
         return Err(KnowledgeError::Empty {
@@ -111,7 +132,7 @@ pub fn sniff(bytes: &[u8]) -> Option<DocumentFormat> {
     DocumentFormat::sniff(bytes)
 }
 
-fn format_of(name: &str) -> Result<DocumentFormat, KnowledgeError> {
+pub(crate) fn format_of(name: &str) -> Result<DocumentFormat, KnowledgeError> {
     DocumentFormat::from_name(name).ok_or_else(|| KnowledgeError::Unsupported {
         name: name.to_owned(),
         extension: document_format::extension(name)

@@ -20,10 +20,12 @@ use unicode_normalization::char::is_combining_mark;
 pub const MAX_QUERY_TERMS: usize = 16;
 
 /// Every word of `text`, lowercased and folded, in order (stopwords included).
+/// A run of combining marks alone (no base letter) folds to nothing and is
+/// no word: as a search term it would be the empty phrase.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !(c.is_alphanumeric() || is_combining_mark(c)))
-        .filter(|w| !w.is_empty())
         .map(fold)
+        .filter(|w| !w.is_empty())
 }
 
 /// The searchable terms of a question: folded words that are not stopwords
@@ -241,6 +243,18 @@ const PORTUGUESE: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (fuzz/artifacts-found/fts_query/empty-term-combining-mark):
+    /// a lone combining mark (U+07F0, U+0301) became an empty term.
+    #[test]
+    fn lone_combining_marks_are_not_terms() {
+        assert_eq!(
+            query_terms("\u{7f0} vacation \u{301}\u{301} policy"),
+            ["vacation", "policy"]
+        );
+        assert_eq!(words("\u{301}").count(), 0);
+        assert_eq!(words("a\u{301}b").collect::<Vec<_>>(), ["ab"]);
+    }
 
     #[test]
     fn extracts_folded_content_words_only() {

@@ -152,3 +152,14 @@ fn absurdly_deep_form_chains_are_cut_short() {
         );
     }
 }
+
+/// Found by fuzzing: a stream that draws itself but whose `/Subtype /Form`
+/// is mangled was not seen as a form by the cycle check, while pdf-extract
+/// drew it all the same, recursing until the stack overflowed (the process
+/// aborted). Every stream a `Do` can name is now checked.
+#[test]
+fn a_self_drawing_stream_with_a_mangled_subtype_does_not_crash() {
+    let bytes = include_bytes!("fixtures/form-cycle-mangled-subtype.pdf");
+    // Read or refused, the process survives.
+    let _ = load("form-cycle.pdf", bytes);
+}

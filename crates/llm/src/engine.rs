@@ -3,7 +3,7 @@
 //! tracing span and retry loop. A [`Backend`] supplies only what differs:
 //! URLs, credentials and the embeddings request shape.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reqwest::RequestBuilder;
@@ -87,24 +87,43 @@ impl<B: Backend> Engine<B> {
         )
     }
 
-    /// Runs `attempt` until it succeeds or the policy gives up; returns the
-    /// outcome and the number of tries. Streaming keeps its own loop because
-    /// it must also tell its reader to start over.
-    async fn retrying<T, F, Fut>(&self, mut attempt: F) -> (Result<T, LlmError>, u32)
+    /// Runs `attempt` until it succeeds or `retrier`'s policy gives up
+    /// (`retrier` then tells how many tries were made). Streaming keeps its
+    /// own loop because it must also tell its reader to start over.
+    async fn retrying<T, F, Fut>(
+        &self,
+        retrier: &mut Retrier<'_>,
+        mut attempt: F,
+    ) -> Result<T, LlmError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AttemptFailure>>,
     {
-        let mut retrier = Retrier::new(&self.core.http);
         loop {
             retrier.start_try();
             match attempt().await {
-                Ok(value) => return (Ok(value), retrier.tries()),
+                Ok(value) => return Ok(value),
                 Err(failure) => match retrier.plan(failure, &self.backend).await {
                     Ok(delay) => tokio::time::sleep(delay).await,
-                    Err(error) => return (Err(error), retrier.tries()),
+                    Err(error) => return Err(error),
                 },
             }
+        }
+    }
+
+    /// Runs one whole chat call (every try and every wait between tries)
+    /// within the answer deadline.
+    async fn within_answer_deadline<T>(
+        &self,
+        call: impl Future<Output = Result<T, LlmError>>,
+    ) -> Result<T, LlmError> {
+        let limit = Duration::from_millis(self.core.http.answer_timeout_ms);
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(LlmError::Timeout(format!(
+                "no complete answer within the {} ms allowed for one",
+                self.core.http.answer_timeout_ms
+            ))),
         }
     }
 
@@ -113,7 +132,11 @@ impl<B: Backend> Engine<B> {
         let body = self.chat_body(request, false);
         async {
             let started = Instant::now();
-            let (result, tries) = self.retrying(|| self.try_chat(&body, &id)).await;
+            let mut retrier = Retrier::new(&self.core.http);
+            let result = self
+                .within_answer_deadline(self.retrying(&mut retrier, || self.try_chat(&body, &id)))
+                .await;
+            let tries = retrier.tries();
             let result = result.map(|p| self.completion(p, &id, tries));
             log_outcome(&result, tries, started);
             result
@@ -151,32 +174,35 @@ impl<B: Backend> Engine<B> {
             let mut retrier = Retrier::new(&self.core.http);
             let mut text = String::new();
             let mut delivered = false;
-            let result = loop {
-                retrier.start_try();
-                text.clear();
-                let outcome = self
-                    .try_stream(&body, &id, &mut |delta: &str| {
-                        text.push_str(delta);
-                        delivered = true;
-                        on_event(StreamEvent::Delta(delta));
-                    })
-                    .await;
-                match outcome {
-                    Ok(meta) => break Ok(meta),
-                    Err(failure) => match retrier.plan(failure, &self.backend).await {
-                        Ok(delay) => {
-                            // Told before the wait, so a reader can clear the
-                            // partial answer instead of showing stale text.
-                            if delivered {
-                                on_event(StreamEvent::Restart);
-                                delivered = false;
+            let call = async {
+                loop {
+                    retrier.start_try();
+                    text.clear();
+                    let outcome = self
+                        .try_stream(&body, &id, &mut |delta: &str| {
+                            text.push_str(delta);
+                            delivered = true;
+                            on_event(StreamEvent::Delta(delta));
+                        })
+                        .await;
+                    match outcome {
+                        Ok(meta) => break Ok(meta),
+                        Err(failure) => match retrier.plan(failure, &self.backend).await {
+                            Ok(delay) => {
+                                // Told before the wait, so a reader can clear the
+                                // partial answer instead of showing stale text.
+                                if delivered {
+                                    on_event(StreamEvent::Restart);
+                                    delivered = false;
+                                }
+                                tokio::time::sleep(delay).await;
                             }
-                            tokio::time::sleep(delay).await;
-                        }
-                        Err(error) => break Err(error),
-                    },
+                            Err(error) => break Err(error),
+                        },
+                    }
                 }
             };
+            let result = self.within_answer_deadline(call).await;
             let result = result.map(|meta| {
                 let parsed = wire::ParsedCompletion {
                     content: std::mem::take(&mut text),
@@ -269,6 +295,14 @@ impl<B: Backend> Engine<B> {
                     }
                 }
             }
+            if decoder.oversized() {
+                return Err(AttemptFailure::Permanent(LlmError::InvalidResponse(
+                    format!(
+                        "the answer stream sent an event over {} bytes",
+                        crate::sse::MAX_EVENT_BYTES
+                    ),
+                )));
+            }
         }
     }
 
@@ -295,7 +329,11 @@ impl<B: Backend> Engine<B> {
         let id = operation_id();
         async {
             let started = Instant::now();
-            let (result, tries) = self.retrying(|| self.try_embed(batch, &id)).await;
+            let mut retrier = Retrier::new(&self.core.http);
+            let result = self
+                .retrying(&mut retrier, || self.try_embed(batch, &id))
+                .await;
+            let tries = retrier.tries();
             match &result {
                 Ok(_) => tracing::debug!(
                     inputs = batch.len(),

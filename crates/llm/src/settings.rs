@@ -80,6 +80,11 @@ pub struct HttpSettings {
     /// body or stream. Not a total deadline: a long answer may stream for
     /// minutes as long as it keeps moving.
     pub read_timeout_ms: u64,
+    /// The longest a whole chat call may take, retries and their waits
+    /// included: a stream that keeps trickling never trips the read
+    /// timeout, and without this bound it would hold its job (and extend
+    /// its lease) forever.
+    pub answer_timeout_ms: u64,
     /// Retries after the first try.
     pub max_retries: u32,
     pub retry_base_ms: u64,
@@ -91,6 +96,7 @@ impl Default for HttpSettings {
         HttpSettings {
             connect_timeout_ms: 5_000,
             read_timeout_ms: 60_000,
+            answer_timeout_ms: 120_000,
             max_retries: 3,
             retry_base_ms: 500,
             retry_max_ms: 20_000,

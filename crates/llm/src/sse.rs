@@ -7,6 +7,11 @@ use serde_json::Value;
 
 use crate::wire::{self, UpstreamError};
 
+/// The largest event (or line) a stream may send. A chat chunk is a few
+/// hundred bytes; without a bound, a provider or proxy streaming one endless
+/// line would grow the drain's memory until the answer deadline.
+pub(crate) const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
 /// Turns a byte stream into the data payloads of complete events.
 #[derive(Debug, Default)]
 pub(crate) struct SseDecoder {
@@ -15,6 +20,9 @@ pub(crate) struct SseDecoder {
     /// Data lines of the event being read, joined by `\n`.
     data: String,
     has_data: bool,
+    /// Set once a line or an event passed [`MAX_EVENT_BYTES`]; what was
+    /// buffered is dropped and the stream must be given up.
+    oversized: bool,
 }
 
 impl SseDecoder {
@@ -38,7 +46,18 @@ impl SseDecoder {
             }
         }
         self.line.extend_from_slice(rest);
+        if self.line.len() > MAX_EVENT_BYTES || self.data.len() > MAX_EVENT_BYTES {
+            self.line = Vec::new();
+            self.data = String::new();
+            self.has_data = false;
+            self.oversized = true;
+        }
         events
+    }
+
+    /// Whether the stream sent a line or an event over [`MAX_EVENT_BYTES`].
+    pub fn oversized(&self) -> bool {
+        self.oversized
     }
 
     /// The data of an event the body ended without terminating, if any.
@@ -146,6 +165,30 @@ pub(crate) fn decode_chunk(data: &str, meta: &mut StreamMeta) -> Result<ChunkEve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endless_line_is_dropped_and_flagged_not_buffered() {
+        let mut decoder = SseDecoder::new();
+        let piece = vec![b'a'; 64 * 1024];
+        let mut events = decoder.push(b"data: ");
+        for _ in 0..=(MAX_EVENT_BYTES / piece.len()) {
+            events.extend(decoder.push(&piece));
+        }
+        assert!(events.is_empty());
+        assert!(decoder.oversized());
+        assert!(
+            decoder.line.capacity() <= MAX_EVENT_BYTES,
+            "the buffer was let go"
+        );
+    }
+
+    #[test]
+    fn ordinary_streams_are_not_flagged() {
+        let mut decoder = SseDecoder::new();
+        let events = decoder.push(b"data: {\"a\":1}\n\ndata: [DONE]\n\n");
+        assert_eq!(events.len(), 2);
+        assert!(!decoder.oversized());
+    }
 
     fn all_events(chunks: &[&[u8]]) -> Vec<String> {
         let mut d = SseDecoder::new();

@@ -36,12 +36,29 @@ pub fn config_from_env() -> Result<Config, ConfigError> {
     flowchat_config::app_config(env_var)
 }
 
-/// Creates the data directory if needed.
+/// Makes every file and folder this process creates private to its user
+/// (umask 077). The store and the knowledge index hold people's chats and
+/// private documents, and SQLite creates its `-wal` and `-shm` files with the
+/// database's mode, so one process-wide mask covers them, backups and the
+/// session secret alike, however a file is created. Call it first in `main`
+/// of every native binary that writes the data directory.
+pub fn restrict_new_file_permissions() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+/// Creates the data directory if needed (owner-only: mode 0700 on Unix).
 pub fn ensure_data_dir(config: &Config) -> Result<std::path::PathBuf, StartupError> {
     let path = std::path::PathBuf::from(&config.data_dir);
-    std::fs::create_dir_all(&path).map_err(|source| StartupError::DataDir {
-        path: config.data_dir.clone(),
-        source,
-    })?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&path)
+        .map_err(|source| StartupError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
     Ok(path)
 }

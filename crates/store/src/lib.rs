@@ -9,12 +9,14 @@
 //! Every back end must pass the [`conformance`] suite (feature `conformance`).
 //! The trait itself compiles for wasm32, where futures need not be `Send`.
 
+pub use flowchat_domain::config::DocumentQuota;
 use flowchat_domain::model::{
     ChatAnswer, Conversation, ConversationSummary, DocumentRecord, Job, JobPayload, JobResult,
 };
 use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
 use serde::Serialize;
 
+pub mod cleanup;
 #[cfg(any(feature = "sqlite", feature = "upstash"))]
 mod codec;
 #[cfg(feature = "conformance")]
@@ -139,6 +141,73 @@ pub struct UploadSubmission {
     pub job: NewJob,
     /// Checked first; nothing is counted or written unless all pass.
     pub rate_checks: Vec<RateCheck>,
+    /// For a session's upload: its quota, checked in the same step, and
+    /// when its session ends. `None` for shared documents.
+    pub session: Option<SessionTerms>,
+}
+
+/// What a session's upload is held to, and what lets its documents be
+/// cleaned up once the session is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTerms {
+    /// The session's documents (pending ones included) with this one added
+    /// must stay within it; a failed record with the same id is replaced,
+    /// not counted twice.
+    pub quota: DocumentQuota,
+    /// When the session's token expires. Recorded for the owner: after it,
+    /// no request can add to or read its documents, and
+    /// [`Store::expired_document_owners`] lists the owner for clean-up.
+    pub expires_at: Timestamp,
+}
+
+/// What a session holds in the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DocumentUsage {
+    pub documents: u32,
+    pub bytes: u64,
+}
+
+impl DocumentUsage {
+    /// The usage of `records` except `replacing` (the id an upload would
+    /// overwrite: a failed record uploaded again).
+    pub fn of<'a>(
+        records: impl IntoIterator<Item = &'a DocumentRecord>,
+        replacing: &DocumentId,
+    ) -> Self {
+        records
+            .into_iter()
+            .filter(|r| &r.id != replacing)
+            .fold(DocumentUsage::default(), |u, r| DocumentUsage {
+                documents: u.documents.saturating_add(1),
+                bytes: u.bytes.saturating_add(r.size_bytes),
+            })
+    }
+
+    /// Whether one more document of `size_bytes` fits `quota`: the document
+    /// count is judged first.
+    pub fn admits(&self, quota: &DocumentQuota, size_bytes: u64) -> Result<(), QuotaExceeded> {
+        if self.documents >= quota.max_documents {
+            return Err(QuotaExceeded::Documents {
+                limit: quota.max_documents,
+            });
+        }
+        if self.bytes.saturating_add(size_bytes) > quota.max_bytes {
+            return Err(QuotaExceeded::Bytes {
+                limit: quota.max_bytes,
+                held: self.bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Which per-session limit an upload would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaExceeded {
+    /// The session already holds `limit` documents.
+    Documents { limit: u32 },
+    /// The session holds `held` bytes; the upload would take it past `limit`.
+    Bytes { limit: u64, held: u64 },
 }
 
 // As with `SubmitOutcome`: returned once per upload and consumed at once.
@@ -153,6 +222,8 @@ pub enum UploadOutcome {
     Existing(DocumentRecord),
     /// The first check that refused; nothing was written or counted.
     RateLimited(RateDecision),
+    /// The session's quota would be broken; nothing was written or counted.
+    QuotaExceeded(QuotaExceeded),
 }
 
 /// A queued job to create outside a chat submission (ingest and admin work).
@@ -210,6 +281,13 @@ pub enum FailureOutcome {
     /// The claim was stale (the job was reclaimed or finished); nothing changed.
     StaleClaim,
 }
+
+/// The reason an upload's catalog record gives when its ingest job is
+/// dead-lettered while the record is still `pending` (its drain kept dying
+/// on it, or could not record the failure itself). Dead-lettering does this
+/// in the same step, so no upload stays `pending` forever, and a `failed`
+/// record lets the same bytes be uploaded again.
+pub const UPLOAD_GIVEN_UP: &str = "The document could not be indexed: processing it failed on every attempt. Upload it again to retry, or try a smaller or simpler file.";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetter {
@@ -371,9 +449,25 @@ pub trait Store: Send + Sync {
 
     async fn delete_upload(&self, id: &DocumentId, parts: u32) -> Result<(), StoreError>;
 
-    /// Rate limits, the duplicate check, the pending catalog record and the
-    /// ingest job with its enqueue, all or nothing, in one round trip.
+    /// Rate limits, the duplicate check, the session's quota, the pending
+    /// catalog record (and the session's end, for clean-up) and the ingest
+    /// job with its enqueue, all or nothing, in one round trip.
     async fn submit_upload(&self, upload: UploadSubmission) -> Result<UploadOutcome, StoreError>;
+
+    /// `owner`'s private documents, any status, in no particular order.
+    async fn owned_documents(&self, owner: &SessionId) -> Result<Vec<DocumentRecord>, StoreError>;
+
+    /// Up to `limit` owners of private documents whose session ended before
+    /// `before` (as [`SessionTerms::expires_at`] recorded it), earliest first.
+    async fn expired_document_owners(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// Forgets `owner`'s session record once it owns no document; `false`
+    /// (nothing changed) while it still owns one.
+    async fn forget_document_owner(&self, owner: &SessionId) -> Result<bool, StoreError>;
 
     /// Removes the catalog record and queues `job` (which removes the chunks
     /// from the index), atomically; `false` (nothing queued) when there is

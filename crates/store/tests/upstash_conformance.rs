@@ -804,6 +804,14 @@ fn pending_upload(session: &SessionId, n: u8, now: Timestamp) -> UploadSubmissio
                 rule: RateRule::per_minute(30),
             },
         ],
+        // The quota is checked in the same script: still one request.
+        session: Some(flowchat_store::SessionTerms {
+            quota: flowchat_store::DocumentQuota {
+                max_documents: 50,
+                max_bytes: 50 * 1024 * 1024,
+            },
+            expires_at: now.plus_secs(flowchat_domain::token::SESSION_LIFETIME_SECS),
+        }),
     }
 }
 

@@ -90,11 +90,17 @@ pub async fn answer(ctx: &AppContext, req: lambda_http::Request) -> http::Respon
         Err(refusal) => return to_lambda(refusal),
     };
     let context = parts.extensions.get::<RequestContext>();
-    let ip = source_ip(context);
+    // The connection's address Lambda reports, unless TRUSTED_IP_HEADER
+    // names the header a proxy in front of the function overwrites.
+    let ip = ClientIp::resolve(
+        &parts.headers,
+        ctx.config.trusted_ip_header.as_deref(),
+        source_ip(context).parse().ok(),
+    );
     if let Some(uri) = without_stage(&parts.uri, stage(context)) {
         parts.uri = uri;
     }
-    parts.extensions.insert(ClientIp(ip));
+    parts.extensions.insert(ip);
     to_lambda(flowchat_api::handle(ctx, http::Request::from_parts(parts, bytes)).await)
 }
 

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use crate::auth::{optional_session, require_actor, require_session};
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::policy::{ip_write_check, session_chat_check, visible_job};
+use crate::policy::{
+    actor_session, follower_slot, ip_write_check, session_chat_check, visible_job,
+};
 use crate::request::{json_body, query_param};
 use crate::response::{Body, json, no_store, with_location};
 use crate::views::{ChatCompletion, ChatJob, CompletionSource, SubmittedChat};
@@ -153,7 +155,10 @@ pub(crate) async fn get_job(
     };
 
     let job = visible_job(ctx, &id, &actor).await?;
-    let job = if wait_secs > 0 {
+    let job = if wait_secs > 0 && !job.status.is_finished() {
+        // Held until this function returns or the client goes away (the
+        // runtime drops the future, and the slot with it).
+        let _slot = follower_slot(ctx, req, actor_session(&actor))?;
         let deadline = ctx.platform.now().plus_secs(wait_secs as i64);
         wait_for_change(ctx, job, deadline).await?
     } else {
@@ -209,6 +214,9 @@ pub(crate) async fn completions(
             )
         }
     };
+    // Taken before the write, so a refused caller leaves nothing queued;
+    // held while this request waits for the answer.
+    let _slot = follower_slot(ctx, req, claims.as_ref().map(|c| &c.session_id))?;
     let (job, conversation_id) =
         submit_message(ctx, &session, message, conversation, checks).await?;
 

@@ -9,10 +9,15 @@ use flowchat_domain::model::{
     DocumentOrigin, DocumentOwner, DocumentRecord, DocumentStatus, JobPayload,
 };
 use flowchat_domain::{DocumentId, JobId};
-use flowchat_store::{NewJob, UPLOAD_PART_BYTES, UploadOutcome, UploadSubmission, upload_parts};
+use flowchat_store::{
+    DocumentUsage, NewJob, QuotaExceeded, SessionTerms, UPLOAD_PART_BYTES, UploadOutcome,
+    UploadSubmission, upload_parts,
+};
 use http::{Request, Response, StatusCode};
 
-use crate::auth::{Actor, optional_actor, optional_session, require_actor, require_admin};
+use crate::auth::{
+    Actor, optional_actor, optional_session, require_actor, require_admin, require_session,
+};
 use crate::body::MULTIPART_OVERHEAD_BYTES;
 use crate::context::AppContext;
 use crate::error::ApiError;
@@ -77,16 +82,36 @@ fn existing(doc: &DocumentRecord) -> Response<Body> {
 /// multipart field `file`. With a session token it becomes that session's
 /// private document; with the admin token, a shared one.
 ///
+/// The request is counted against the client IP's write limit first,
+/// before its body is looked at: every attempt costs the caller one hit,
+/// whether it is then refused (400, 413, 415, quota) or taken, so hostile
+/// bodies cannot be sent without limit, and nothing is stored for a
+/// refused one.
+///
 /// The same bytes uploaded again by the same owner are the same document:
 /// unless its earlier ingest failed, the answer is `200` with the existing
-/// record and nothing is stored. Otherwise the bytes are stored in parts,
-/// then the pending record and the ingest job are written atomically with
-/// the rate-limit check: `202`, and the drain indexes the file.
+/// record and nothing is stored. Otherwise a session's quota is checked,
+/// the bytes are stored in parts, then the pending record and the ingest
+/// job are written atomically with the quota check again (a concurrent
+/// upload may have used the room): `202`, and the drain indexes the file.
 pub(crate) async fn upload(
     ctx: &AppContext,
     req: &Request<Bytes>,
 ) -> Result<Response<Body>, ApiError> {
     let actor = require_actor(ctx, req)?;
+    let session_end = match &actor {
+        Actor::Session(_) => Some(require_session(ctx, req)?.expires_at()),
+        Actor::Admin => None,
+    };
+    let now = ctx.platform.now();
+    let decision = ctx
+        .store
+        .hit_rate_limits(&[ip_write_check(ctx, req)], now)
+        .await?;
+    if !decision.allowed {
+        return Err(ApiError::rate_limited(decision, now));
+    }
+
     let (sent, essence) = content_type(req);
     if essence != "multipart/form-data" {
         return Err(unsupported_content_type(
@@ -108,20 +133,43 @@ pub(crate) async fn upload(
 
     let owner = actor.document_owner();
     let id = DocumentId::for_upload(&owner, &part.bytes);
-    if let Some(doc) = ctx.store.get_document(&id).await?
+    // A session's documents, read once: the id is its owner's content hash,
+    // so an existing record with it is among them.
+    let held = match &actor {
+        Actor::Session(session_id) => Some(ctx.store.owned_documents(session_id).await?),
+        Actor::Admin => None,
+    };
+    let found = match &held {
+        Some(held) => held.iter().find(|doc| doc.id == id).cloned(),
+        None => ctx.store.get_document(&id).await?,
+    };
+    if let Some(doc) = found
         && doc.status != DocumentStatus::Failed
     {
         tracing::info!(document_id = %id, "upload of an existing document: nothing to do");
         return Ok(existing(&doc));
     }
 
-    let now = ctx.platform.now();
+    let size_bytes = part.bytes.len() as u64;
+    let session = match (held, session_end) {
+        (Some(held), Some(expires_at)) => {
+            let terms = SessionTerms {
+                quota: ctx.config.document_quota,
+                expires_at,
+            };
+            DocumentUsage::of(&held, &id)
+                .admits(&terms.quota, size_bytes)
+                .map_err(|exceeded| quota_error(exceeded, size_bytes))?;
+            Some(terms)
+        }
+        _ => None,
+    };
+
     for (index, chunk) in part.bytes.chunks(UPLOAD_PART_BYTES).enumerate() {
         ctx.store
             .put_upload_part(&id, index as u32, chunk, now)
             .await?;
     }
-    let size_bytes = part.bytes.len() as u64;
     let record = DocumentRecord {
         id: id.clone(),
         name: name.clone(),
@@ -146,7 +194,9 @@ pub(crate) async fn upload(
             },
             now,
         },
-        rate_checks: vec![ip_write_check(ctx, req)],
+        // Counted above, once per request.
+        rate_checks: Vec::new(),
+        session,
     };
     match ctx.store.submit_upload(submission).await? {
         UploadOutcome::Accepted { job, record } => {
@@ -163,10 +213,25 @@ pub(crate) async fn upload(
         // Someone uploaded the same bytes meanwhile: their job reads the
         // (identical) parts just stored.
         UploadOutcome::Existing(doc) => Ok(existing(&doc)),
+        UploadOutcome::QuotaExceeded(exceeded) => {
+            discard_parts(ctx, &id, size_bytes).await;
+            Err(quota_error(exceeded, size_bytes))
+        }
         UploadOutcome::RateLimited(decision) => {
             discard_parts(ctx, &id, size_bytes).await;
             Err(ApiError::rate_limited(decision, now))
         }
+    }
+}
+
+fn quota_error(exceeded: QuotaExceeded, file_bytes: u64) -> ApiError {
+    match exceeded {
+        QuotaExceeded::Documents { limit } => ApiError::DocumentQuota { limit },
+        QuotaExceeded::Bytes { limit, held } => ApiError::StorageQuota {
+            limit,
+            held,
+            file_bytes,
+        },
     }
 }
 

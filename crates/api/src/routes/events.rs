@@ -7,6 +7,10 @@
 //! limits); a client that has not seen `answer` or `failed` reconnects and
 //! receives the current state again (`partial` always carries the whole text
 //! so far, so nothing depends on what a previous connection delivered).
+//!
+//! Each connection holds a follower slot (`MAX_FOLLOWERS_PER_SESSION`,
+//! `MAX_FOLLOWERS_PER_IP`) for as long as the stream lives: the slot goes
+//! back when the stream ends or the client goes away (the runtime drops it).
 
 use std::sync::Arc;
 
@@ -21,7 +25,8 @@ use serde::Serialize;
 use crate::auth::require_actor;
 use crate::context::{AppContext, Platform};
 use crate::error::ApiError;
-use crate::policy::visible_job;
+use crate::followers::FollowerSlot;
+use crate::policy::{actor_session, follower_slot, visible_job};
 use crate::response::{Body, EventStream, no_store};
 use crate::views::{ChatJob, JobProgress, PartialText, StreamEnd};
 
@@ -40,8 +45,10 @@ pub(crate) async fn open(
     let actor = require_actor(ctx, req)?;
     let id = JobId::parse(raw_id, "job_id")?;
     let job = visible_job(ctx, &id, &actor).await?;
+    let slot = follower_slot(ctx, req, actor_session(&actor))?;
 
     let follower = Follower {
+        _slot: slot,
         store: ctx.store.clone(),
         platform: ctx.platform.clone(),
         id,
@@ -74,6 +81,8 @@ struct Sent {
 }
 
 struct Follower {
+    /// Dropped with the stream, whichever way it ends.
+    _slot: FollowerSlot,
     store: Arc<dyn Store>,
     platform: Arc<dyn Platform>,
     id: JobId,

@@ -3,4 +3,5 @@ pub(crate) mod conversations;
 pub(crate) mod documents;
 pub(crate) mod events;
 pub(crate) mod health;
+pub(crate) mod openapi;
 pub(crate) mod session;

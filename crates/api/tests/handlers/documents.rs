@@ -393,3 +393,161 @@ async fn tag_soup_is_judged_in_one_pass() {
     let r = api.upload(&token, "soup2.html", unknown.as_bytes()).await;
     assert_eq!(r.problem(415)["rule"], "content");
 }
+
+/// An upload is counted against the IP's write limit before its body is
+/// looked at: hostile bodies refused with 415 (1.2 MB of tag soup whose
+/// markup check was once quadratic) use up the limit like accepted ones,
+/// so they cannot be repeated without end. They were once refused before
+/// being counted: the fourth request here got 200, not 429.
+#[tokio::test]
+async fn refused_uploads_are_counted_by_the_ip_limit() {
+    let api = api().var("RATE_LIMIT_IP_PER_MINUTE", "3").build();
+    let (token, _) = api.session("ana").await;
+    let soup = "<a ".repeat(400 * 1024);
+    assert!(soup.len() >= 1_200_000);
+    api.upload(&token, "soup.html", soup.as_bytes())
+        .await
+        .json(202);
+    let unknown = "<zz ".repeat(300 * 1024);
+    for _ in 0..2 {
+        let r = api.upload(&token, "soup2.html", unknown.as_bytes()).await;
+        assert_eq!(r.problem(415)["rule"], "content");
+    }
+    let r = api.upload(&token, "soup.html", soup.as_bytes()).await;
+    assert_eq!(r.problem(429)["type"], "urn:flowchat:problem:rate-limited");
+    assert!(r.header("retry-after").is_some());
+    // Malformed bodies and wrong media types count too.
+    api.platform.advance_secs(120);
+    for _ in 0..3 {
+        api.upload(&token, "", b"x").await.problem(400);
+    }
+    api.upload(&token, "late.md", b"# late").await.problem(429);
+}
+
+/// A refused upload stores no byte: the rate check comes before the parts
+/// are written. It once came after, and the parts of a refused re-upload
+/// of a failed document (whose record exists) were kept.
+#[tokio::test]
+async fn a_rate_limited_upload_stores_no_parts() {
+    let api = api().var("RATE_LIMIT_IP_PER_MINUTE", "1").build();
+    let (token, session_id) = api.session("ana").await;
+    let bytes = b"# retried\n\nafter a failure";
+    api.upload(&token, "retried.md", bytes).await.json(202);
+    let id = DocumentId::parse(&private_id(&session_id, bytes), "id").unwrap();
+    // The drain gave up on it: the record is failed, its parts deleted.
+    let mut record = api.store.get_document(&id).await.unwrap().unwrap();
+    record.status = DocumentStatus::Failed;
+    record.error = Some("could not be read".to_owned());
+    api.store.upsert_document(&record).await.unwrap();
+    api.store.delete_upload(&id, 1).await.unwrap();
+
+    api.upload(&token, "retried.md", bytes).await.problem(429);
+    assert_eq!(api.store.get_upload(&id, 1).await.unwrap(), None);
+    assert_eq!(api.store.get_document(&id).await.unwrap(), Some(record));
+    let other = b"# another";
+    api.upload(&token, "other.md", other).await.problem(429);
+    let other_id = DocumentId::parse(&private_id(&session_id, other), "id").unwrap();
+    assert_eq!(api.store.get_upload(&other_id, 1).await.unwrap(), None);
+}
+
+/// Past `MAX_DOCUMENTS_PER_SESSION` an upload is a 429 naming the limit;
+/// nothing is written, other sessions are not affected, and deleting a
+/// document makes room.
+#[tokio::test]
+async fn the_document_quota_is_per_session() {
+    let api = api().var("MAX_DOCUMENTS_PER_SESSION", "2").build();
+    let (token, session_id) = api.session("ana").await;
+    api.upload(&token, "one.md", b"# one").await.json(202);
+    api.upload(&token, "two.md", b"# two").await.json(202);
+    let r = api.upload(&token, "three.md", b"# three").await;
+    let p = r.problem(429);
+    assert_eq!(p["type"], "urn:flowchat:problem:document-quota");
+    assert_eq!(
+        (p["field"].as_str(), p["rule"].as_str()),
+        (Some("file"), Some("documents-per-session"))
+    );
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("2 documents") && detail.contains("MAX_DOCUMENTS_PER_SESSION"),
+        "{detail}"
+    );
+    let third = DocumentId::parse(&private_id(&session_id, b"# three"), "id").unwrap();
+    assert_eq!(api.store.get_document(&third).await.unwrap(), None);
+    assert_eq!(api.store.get_upload(&third, 1).await.unwrap(), None);
+    let r = api.get("/api/documents").token(&token).send().await;
+    assert_eq!(r.json(200)["documents"].as_array().unwrap().len(), 2);
+    // The same bytes again are still the existing document, not a refusal.
+    api.upload(&token, "one.md", b"# one").await.json(200);
+
+    let (bob, _) = api.session("bob").await;
+    api.upload(&bob, "three.md", b"# three").await.json(202);
+    // Operators' shared uploads have no quota.
+    api.upload(ADMIN, "shared-1.md", b"# s1").await.json(202);
+    api.upload(ADMIN, "shared-2.md", b"# s2").await.json(202);
+    api.upload(ADMIN, "shared-3.md", b"# s3").await.json(202);
+
+    let one = private_id(&session_id, b"# one");
+    api.delete(&format!("/api/documents/{one}"))
+        .token(&token)
+        .send()
+        .await
+        .json(202);
+    api.upload(&token, "three.md", b"# three").await.json(202);
+}
+
+/// Past `MAX_BYTES_PER_SESSION` an upload is a 413 naming the limit in
+/// bytes; pending documents count, and nothing is written.
+#[tokio::test]
+async fn the_byte_quota_is_per_session() {
+    let api = api().var("MAX_BYTES_PER_SESSION", "100").build();
+    let (token, session_id) = api.session("ana").await;
+    let sixty = [b'a'; 60];
+    api.upload(&token, "sixty.txt", &sixty).await.json(202);
+    let fifty = [b'b'; 50];
+    let r = api.upload(&token, "fifty.txt", &fifty).await;
+    let p = r.problem(413);
+    assert_eq!(p["type"], "urn:flowchat:problem:storage-quota");
+    assert_eq!(
+        (p["field"].as_str(), p["rule"].as_str()),
+        (Some("file"), Some("bytes-per-session"))
+    );
+    assert_eq!(p["limit_bytes"], 100);
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("MAX_BYTES_PER_SESSION") && detail.contains("60 bytes held"),
+        "{detail}"
+    );
+    let id = DocumentId::parse(&private_id(&session_id, &fifty), "id").unwrap();
+    assert_eq!(api.store.get_document(&id).await.unwrap(), None);
+    assert_eq!(api.store.get_upload(&id, 1).await.unwrap(), None);
+    api.upload(&token, "forty.txt", &[b'c'; 40]).await.json(202);
+    // A file larger than the whole quota can never fit.
+    let r = api.upload(ADMIN, "big.txt", &[b'd'; 500]).await;
+    r.json(202);
+}
+
+/// An upload records when its session ends, so the clean-up can find the
+/// session's documents once it is over.
+#[tokio::test]
+async fn an_upload_records_when_its_session_ends() {
+    let api = api().build();
+    let (token, session_id) = api.session("ana").await;
+    api.upload(&token, "mine.md", b"# mine").await.json(202);
+    let ends = api
+        .now()
+        .plus_secs(flowchat_domain::token::SESSION_LIFETIME_SECS);
+    assert!(
+        api.store
+            .expired_document_owners(ends, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        api.store
+            .expired_document_owners(ends.plus_millis(1), 10)
+            .await
+            .unwrap(),
+        vec![SessionId::from_trusted(session_id)]
+    );
+}

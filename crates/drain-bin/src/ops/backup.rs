@@ -214,20 +214,20 @@ pub fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreReport> {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&target, &entries[&document.path])
-            .with_context(|| format!("writing {}", target.display()))?;
+        write_durably(&target, &entries[&document.path])?;
     }
     let index_path = config.knowledge_index_file();
-    if let Some(parent) = index_path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
+    let index_dir = match index_path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&index_dir)?;
     let staged = index_path.with_extension("restoring");
-    std::fs::write(&staged, &entries[&manifest.index.path])?;
-    for stale in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{stale}", index_path.display()));
-    }
+    write_durably(&staged, &entries[&manifest.index.path])?;
+    retire_write_ahead_log(&index_path)?;
     std::fs::rename(&staged, &index_path)
         .with_context(|| format!("replacing {}", index_path.display()))?;
+    sync_dir(&index_dir)?;
 
     let mut kept = Vec::new();
     if documents_root.is_dir() {
@@ -248,6 +248,55 @@ pub fn restore(config: &Config, from: &Path) -> anyhow::Result<RestoreReport> {
         created_at: manifest.created_at,
         not_in_backup: kept,
     })
+}
+
+/// Writes `bytes` to `path` and flushes them to the disk before returning, so
+/// a crash after the restore reports success cannot leave a torn file.
+fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file =
+        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Makes a rename into `dir` durable (the directory entry itself is synced).
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))?;
+    Ok(())
+}
+
+/// Folds the live index's write-ahead log into its main file and only then
+/// removes `-wal`/`-shm`, so that until the staged copy is renamed over it,
+/// the index on disk is the old index whole: deleting a log that still held
+/// committed transactions, as restore used to, lost them if the rename never
+/// happened; leaving it would let SQLite replay the old log over the new file.
+fn retire_write_ahead_log(index_path: &Path) -> anyhow::Result<()> {
+    if index_path.exists() {
+        let conn = rusqlite::Connection::open(index_path)
+            .with_context(|| format!("opening {}", index_path.display()))?;
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .with_context(|| format!("checkpointing {}", index_path.display()))?;
+        ensure!(
+            busy == 0,
+            "{} is in use (a drain or dev server still has it open): stop them, then restore",
+            index_path.display()
+        );
+        drop(conn);
+    }
+    for stale in ["-wal", "-shm"] {
+        let log = PathBuf::from(format!("{}{stale}", index_path.display()));
+        match std::fs::remove_file(&log) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", log.display())),
+        }
+    }
+    Ok(())
 }
 
 pub struct RestoreReport {
@@ -273,4 +322,56 @@ fn safe_relative(path: &str) -> anyhow::Result<PathBuf> {
         "unsafe path {path} in the backup"
     );
     Ok(candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(path: &Path) -> i64 {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    /// A drain that died leaves committed transactions in `-wal` only.
+    /// Restore used to delete that log before renaming the new index in;
+    /// had the rename then failed (or the machine stopped), they were gone.
+    #[test]
+    fn committed_transactions_in_the_log_survive_retiring_it() {
+        let live = tempfile::tempdir().unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        let db = live.path().join("knowledge.db");
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;
+             CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);",
+        )
+        .unwrap();
+        // The files as a killed process leaves them: the rows are in the log.
+        let index = crashed.path().join("knowledge.db");
+        std::fs::copy(&db, &index).unwrap();
+        std::fs::copy(
+            live.path().join("knowledge.db-wal"),
+            crashed.path().join("knowledge.db-wal"),
+        )
+        .unwrap();
+        drop(conn);
+
+        retire_write_ahead_log(&index).unwrap();
+
+        assert!(!crashed.path().join("knowledge.db-wal").exists());
+        assert!(!crashed.path().join("knowledge.db-shm").exists());
+        assert_eq!(
+            rows(&index),
+            3,
+            "the main file alone holds every committed row"
+        );
+    }
+
+    #[test]
+    fn retiring_the_log_of_a_missing_index_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        retire_write_ahead_log(&dir.path().join("knowledge.db")).unwrap();
+    }
 }

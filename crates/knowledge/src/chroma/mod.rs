@@ -239,6 +239,10 @@ impl ChromaIndex {
 /// does beyond the trait's is there.
 #[async_trait::async_trait]
 impl KnowledgeIndex for ChromaIndex {
+    fn searches_by_words(&self) -> bool {
+        false
+    }
+
     async fn replace_document(&self, doc: IndexedDocument) -> Result<(), KnowledgeError> {
         documents::replace(self, doc).await
     }

@@ -44,15 +44,13 @@ pub(super) fn break_form_recursion(doc: &mut Document) {
     let mut forms: HashMap<ObjectId, Option<Res>> = HashMap::new();
     let mut calls: HashMap<ObjectId, Vec<Vec<u8>>> = HashMap::new();
     for (&id, object) in &doc.objects {
+        // Every stream, not only those marked `/Subtype /Form`: pdf-extract
+        // draws whatever stream a `Do` names, whatever its subtype says, so a
+        // self-drawing stream with a mangled `/Subtype` recursed unchecked
+        // (found by fuzzing: an 821-byte PDF overflowed the reader's stack).
         let Object::Stream(stream) = object else {
             continue;
         };
-        if !matches!(
-            stream.dict.get(b"Subtype").and_then(Object::as_name),
-            Ok(b"Form")
-        ) {
-            continue;
-        }
         forms.insert(id, resources_key(doc, id, &stream.dict));
         let Ok(content) = stream.get_plain_content() else {
             continue;

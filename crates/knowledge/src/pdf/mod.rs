@@ -2,19 +2,22 @@
 //!
 //! `pdf-extract` (pure Rust, on `lopdf`) does the text layout. It is not
 //! hardened against hostile or broken files: it panics on some (a page
-//! without a `MediaBox`, a broken content stream) and can spend a very long
-//! time on others. So extraction runs
+//! without a `MediaBox`, a broken content stream), can spend a very long
+//! time on others, and `lopdf` decodes streams without limit. So
 //!
-//! - on its own thread, waited for at most [`PDF_TIME_BUDGET`]. On timeout the
-//!   caller gets [`KnowledgeError::PdfTimeout`] at once; the thread cannot be
-//!   killed, so it is left to finish (or hang) in the background and its
-//!   result is dropped. A stuck PDF costs one core until the process ends,
-//!   never a stuck ingest job;
-//! - under `catch_unwind`, once around loading the document and once around
-//!   each page, so a panicking page loses that page only (the panic message
-//!   still goes to stderr through the process's panic hook). A stack
-//!   overflow cannot be caught (it aborts the process), so recursion through
-//!   nested forms is bounded before extraction (see `forms`);
+//! - extraction runs where it can be stopped, under a deadline and a memory
+//!   limit (the `extract` module: a reader process by default). Between
+//!   pages it checks whether it was given up on, so an in-process reader
+//!   stops at the next page;
+//! - every stream is decoded once within a budget before anything else
+//!   reads it, each page's content streams are listed once, and pages or
+//!   forms too large to parse safely are skipped (see [`inflate`]): a
+//!   decompression bomb fails as [`KnowledgeError::DecodedTooLarge`];
+//! - `catch_unwind` wraps loading the document and each page, so a
+//!   panicking page loses that page only (the panic message still goes to
+//!   stderr through the process's panic hook). A stack overflow cannot be
+//!   caught (it aborts the process), so recursion through nested forms is
+//!   bounded before extraction (see `forms`);
 //! - within size budgets: files over [`MAX_FILE_BYTES`] are refused before
 //!   parsing, and extraction stops with [`KnowledgeError::TextTooLarge`] once
 //!   the text passes [`MAX_EXTRACTED_TEXT_BYTES`].
@@ -31,29 +34,35 @@
 //! [`LoadedDocument::page_starts`]: crate::loader::LoadedDocument::page_starts
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use pdf_extract::{OutputError, PlainTextOutput};
 
 use crate::error::KnowledgeError;
+use crate::extract::{ReadLimits, panic_message};
 use crate::folder::MAX_FILE_BYTES;
 
 mod forms;
+pub(crate) mod inflate;
 
-/// How long reading one PDF may take before it is given up on.
-pub const PDF_TIME_BUDGET: Duration = Duration::from_secs(20);
+use inflate::{Budget, MAX_DECODED_BYTES};
 
-/// The most text (UTF-8 bytes) taken from one PDF; more fails the document
+/// How long reading one PDF may take by default (`EXTRACT_TIMEOUT_SECONDS`
+/// sets it; see the `extract` module).
+pub const PDF_TIME_BUDGET: Duration = Duration::from_secs(crate::extract::DEFAULT_TIMEOUT_SECS);
+
+/// The most text (UTF-8 bytes) taken from one document; more fails it
 /// with [`KnowledgeError::TextTooLarge`]. Generous: 10 MiB is a few thousand
 /// pages of dense prose, far more than a 20 MiB PDF usually holds.
 pub const MAX_EXTRACTED_TEXT_BYTES: usize = 10 * 1024 * 1024;
 
-/// The reader thread's stack.
-const READER_STACK_BYTES: usize = 32 * 1024 * 1024;
-
 /// The text of a PDF and the byte offset where each page's text starts.
-pub(crate) fn extract(name: &str, bytes: &[u8]) -> Result<(String, Vec<usize>), KnowledgeError> {
+/// Runs on the caller's thread, which needs a large stack (see `extract`).
+pub(crate) fn extract(
+    name: &str,
+    bytes: &[u8],
+    limits: &ReadLimits,
+) -> Result<(String, Vec<usize>), KnowledgeError> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(KnowledgeError::TooLarge {
             name: name.to_owned(),
@@ -64,23 +73,8 @@ pub(crate) fn extract(name: &str, bytes: &[u8]) -> Result<(String, Vec<usize>), 
     if !flowchat_domain::document_format::has_pdf_header(bytes) {
         return Err(not_a_pdf(name));
     }
-    let owned = bytes.to_vec();
-    let pages = run_with_budget(PDF_TIME_BUDGET, move || {
-        extract_pages(&owned, MAX_EXTRACTED_TEXT_BYTES)
-    })
-    .map_err(|failure| match failure {
-        BudgetFailure::TimedOut => KnowledgeError::PdfTimeout {
-            name: name.to_owned(),
-            seconds: PDF_TIME_BUDGET.as_secs(),
-        },
-        BudgetFailure::Panicked(detail) | BudgetFailure::NoThread(detail) => {
-            KnowledgeError::PdfUnreadable {
-                name: name.to_owned(),
-                detail,
-            }
-        }
-    })?
-    .map_err(|failure| failure.into_error(name))?;
+    let pages = extract_pages(bytes, MAX_EXTRACTED_TEXT_BYTES, limits)
+        .map_err(|failure| failure.into_error(name))?;
     join_pages(name, &pages)
 }
 
@@ -92,57 +86,6 @@ pub(crate) fn not_a_pdf(name: &str) -> KnowledgeError {
     }
 }
 
-/// Why running a job under a budget did not give its result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum BudgetFailure {
-    /// Still running when the time was up (the thread is left running).
-    TimedOut,
-    /// The job panicked; the panic message.
-    Panicked(String),
-    /// No thread could be started.
-    NoThread(String),
-}
-
-/// Runs `job` on a new thread under `catch_unwind` and waits at most
-/// `budget` for it. On timeout the thread is detached: it runs to completion
-/// in the background and its result is dropped.
-pub(crate) fn run_with_budget<T, F>(budget: Duration, job: F) -> Result<T, BudgetFailure>
-where
-    T: Send + 'static,
-    F: FnOnce() -> T + Send + 'static,
-{
-    let (tx, rx) = mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("pdf-extract".into())
-        // pdf-extract recurses per nested form (bounded by
-        // `forms::MAX_FORM_NESTING`); reserve room for that. Only touched
-        // pages of the stack cost memory.
-        .stack_size(READER_STACK_BYTES)
-        .spawn(move || {
-            let result = catch_unwind(AssertUnwindSafe(job)).map_err(|p| panic_message(&*p));
-            // The receiver is gone after a timeout; nobody wants the result.
-            let _ = tx.send(result);
-        })
-        .map_err(|e| BudgetFailure::NoThread(format!("could not start a reader thread: {e}")))?;
-    match rx.recv_timeout(budget) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(message)) => Err(BudgetFailure::Panicked(message)),
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(BudgetFailure::TimedOut),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err(BudgetFailure::Panicked("the reader thread stopped".into()))
-        }
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown error".to_owned());
-    format!("the PDF reader failed: {message}")
-}
-
 /// Why extraction failed, before it is tied to a file name.
 #[derive(Debug)]
 enum PdfFailure {
@@ -150,6 +93,10 @@ enum PdfFailure {
     Unreadable(String),
     NoText,
     TooMuchText,
+    /// The streams decode to more than [`MAX_DECODED_BYTES`].
+    DecodedTooLarge,
+    /// Given up on by whoever waited for it.
+    Cancelled,
 }
 
 impl PdfFailure {
@@ -163,14 +110,32 @@ impl PdfFailure {
                 name,
                 limit_bytes: MAX_EXTRACTED_TEXT_BYTES as u64,
             },
+            PdfFailure::DecodedTooLarge => KnowledgeError::DecodedTooLarge {
+                name,
+                limit_bytes: MAX_DECODED_BYTES as u64,
+            },
+            PdfFailure::Cancelled => KnowledgeError::PdfUnreadable {
+                name,
+                detail: "reading was given up on".into(),
+            },
         }
     }
 }
 
 /// Loads the document and extracts each page's raw text (uncleaned). Runs on
 /// the budget thread.
-fn extract_pages(bytes: &[u8], max_text: usize) -> Result<Vec<String>, PdfFailure> {
-    let doc = match catch_unwind(|| lopdf::Document::load_mem(bytes)) {
+fn extract_pages(
+    bytes: &[u8],
+    max_text: usize,
+    limits: &ReadLimits,
+) -> Result<Vec<String>, PdfFailure> {
+    let max_page = limits.max_page_content;
+    let mut budget = Budget::new(MAX_DECODED_BYTES);
+    let loaded = catch_unwind(AssertUnwindSafe(|| {
+        inflate::load_within_budget(bytes, &mut budget)
+    }));
+    let doc = match loaded {
+        _ if budget.exceeded() => return Err(PdfFailure::DecodedTooLarge),
         Ok(Ok(doc)) => doc,
         Ok(Err(err)) => return Err(classify_load_error(bytes, &err)),
         Err(p) => return Err(PdfFailure::Unreadable(panic_message(&*p))),
@@ -181,19 +146,40 @@ fn extract_pages(bytes: &[u8], max_text: usize) -> Result<Vec<String>, PdfFailur
         return Err(PdfFailure::Encrypted);
     }
     let mut doc = doc;
-    if let Err(p) = catch_unwind(AssertUnwindSafe(|| prepare(&mut doc))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        inflate::decode_streams(&mut doc, &mut budget, max_page)
+    })) {
+        Ok(Ok(())) => {}
+        Ok(Err(inflate::OverBudget)) => return Err(PdfFailure::DecodedTooLarge),
+        Err(p) => return Err(PdfFailure::Unreadable(panic_message(&*p))),
+    }
+    if let Err(p) = catch_unwind(AssertUnwindSafe(|| prepare(&mut doc, limits))) {
         return Err(PdfFailure::Unreadable(panic_message(&*p)));
     }
-    let page_numbers: Vec<u32> = doc.get_pages().keys().copied().collect();
-    if page_numbers.is_empty() {
+    let pages_by_number = doc.get_pages();
+    if pages_by_number.is_empty() {
         return Err(PdfFailure::Unreadable("it has no pages".into()));
     }
 
-    let mut pages = Vec::with_capacity(page_numbers.len());
+    let mut pages = Vec::with_capacity(pages_by_number.len());
     let mut total = 0usize;
     let mut first_error = None;
     let mut failed = 0usize;
-    for number in page_numbers {
+    for (number, page_id) in pages_by_number {
+        if limits.cancel.is_cancelled() {
+            return Err(PdfFailure::Cancelled);
+        }
+        if inflate::page_content_len(&doc, page_id) > max_page {
+            failed += 1;
+            first_error.get_or_insert_with(|| {
+                format!(
+                    "page {number}'s content is over {} MiB",
+                    max_page / (1024 * 1024)
+                )
+            });
+            pages.push(String::new());
+            continue;
+        }
         let page = catch_unwind(AssertUnwindSafe(|| {
             let mut text = String::new();
             let mut output = PlainTextOutput::new(&mut text);
@@ -243,31 +229,41 @@ fn extract_pages(bytes: &[u8], max_text: usize) -> Result<Vec<String>, PdfFailur
 /// - It runs the bytes of every image drawn with `Do` through the content
 ///   stream parser as if they were a form: a scanned page's megabytes of
 ///   pixels are parsed for text operators (slow, and a source of bogus
-///   errors). Image streams are emptied here; only their text matters to us.
+///   errors). Image streams were emptied by [`inflate::decode_streams`].
 /// - It ignores the `'` and `"` text operators ("next line, then show text"),
 ///   which Ghostscript and other producers use for body text, so that text
 ///   went missing. They are rewritten to the equivalent `T*` + `Tj` (with
 ///   `Tw`/`Tc` for `"`), in pages and in form XObjects.
-fn prepare(doc: &mut lopdf::Document) {
+fn prepare(doc: &mut lopdf::Document, limits: &ReadLimits) {
     forms::break_form_recursion(doc);
     for object in doc.objects.values_mut() {
         let lopdf::Object::Stream(stream) = object else {
             continue;
         };
-        match stream.dict.get(b"Subtype").and_then(lopdf::Object::as_name) {
-            Ok(b"Image") => stream.set_plain_content(Vec::new()),
-            Ok(b"Form") => {
-                if let Ok(content) = stream.get_plain_content()
-                    && let Some(rewritten) = rewrite_quote_operators(&content)
-                {
-                    stream.set_plain_content(rewritten);
-                }
-            }
-            _ => {}
+        if let Ok(b"Form") = stream.dict.get(b"Subtype").and_then(lopdf::Object::as_name)
+            && let Ok(content) = stream.get_plain_content()
+            && let Some(rewritten) = rewrite_quote_operators(&content)
+        {
+            stream.set_plain_content(rewritten);
         }
     }
     let pages: Vec<lopdf::ObjectId> = doc.get_pages().into_values().collect();
+    // Content streams rewritten in place already: pages sharing one are
+    // done once, not once per page.
+    let mut done = std::collections::HashSet::new();
     for page_id in pages {
+        if limits.cancel.is_cancelled() {
+            return;
+        }
+        if let [only] = doc.get_page_contents(page_id)[..]
+            && !done.insert(only)
+        {
+            continue;
+        }
+        // Too large to parse safely: extraction skips it too.
+        if inflate::page_content_len(doc, page_id) > limits.max_page_content {
+            continue;
+        }
         let Ok(content) = doc.get_page_content(page_id) else {
             continue;
         };
@@ -536,23 +532,6 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_reports_timeouts_and_panics() {
-        let slow = run_with_budget(Duration::from_millis(50), || {
-            std::thread::sleep(Duration::from_secs(2));
-            1
-        });
-        assert_eq!(slow, Err(BudgetFailure::TimedOut));
-        let boom = run_with_budget(Duration::from_secs(5), || -> u8 { panic!("kaboom") });
-        assert_eq!(
-            boom,
-            Err(BudgetFailure::Panicked(
-                "the PDF reader failed: kaboom".into()
-            ))
-        );
-        assert_eq!(run_with_budget(Duration::from_secs(5), || 7), Ok(7));
-    }
-
-    #[test]
     fn quote_text_operators_are_rewritten() {
         let content = b"BT /F1 12 Tf 14 TL (first) Tj (don't stop)' 1 0.5 (third)\" ET";
         assert!(may_have_quote_operator(content));
@@ -573,9 +552,10 @@ mod tests {
     #[test]
     fn extraction_stops_at_the_text_limit() {
         let bytes = crate::testing::pdf_with_pages(&["A first page of text.", "And a second."]);
-        assert_eq!(extract_pages(&bytes, 1024).unwrap().len(), 2);
+        let limits = ReadLimits::reader_process();
+        assert_eq!(extract_pages(&bytes, 1024, &limits).unwrap().len(), 2);
         assert!(matches!(
-            extract_pages(&bytes, 25),
+            extract_pages(&bytes, 25, &limits),
             Err(PdfFailure::TooMuchText)
         ));
         let err = PdfFailure::TooMuchText.into_error("big.pdf");

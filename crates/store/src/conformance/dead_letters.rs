@@ -1,11 +1,13 @@
 //! Dead letters: a job out of attempts (by failure or by expired leases)
 //! is dead-lettered, listed and replayed.
 
-use flowchat_domain::model::{IngestReport, JobKind, JobResult, JobStatus};
+use flowchat_domain::model::{
+    DocumentOwner, DocumentRecord, DocumentStatus, IngestReport, JobKind, JobResult, JobStatus,
+};
 
 use super::Harness;
 use super::support::*;
-use crate::{Completion, FailureOutcome, QueueStats, Store};
+use crate::{Completion, FailureOutcome, QueueStats, Store, UPLOAD_GIVEN_UP, UploadOutcome};
 
 /// The last attempt's failure dead-letters the job (newest first in the
 /// list); a replay queues it again with fresh attempts.
@@ -177,4 +179,128 @@ pub async fn expired_lease_beyond_max_attempts_is_dead_lettered<H: Harness>(h: &
         .expect("get_conversation")
         .expect("exists");
     assert_eq!(assistant_messages(&conversation).len(), 1);
+}
+
+/// An upload whose ingest job is dead-lettered — by the claim that finds
+/// its drain died once too often, or by the last failed attempt — does not
+/// stay `pending` (issue 14, M2): its record is failed with
+/// [`UPLOAD_GIVEN_UP`] in the same step, and the same bytes can be
+/// uploaded again. A record the drain already failed or indexed, and a
+/// retried job's record, are left alone.
+pub async fn a_dead_lettered_upload_fails_its_pending_record<H: Harness>(h: &H) {
+    let store = h.fresh().await;
+    let given_up = |record: &DocumentRecord, now| DocumentRecord {
+        status: DocumentStatus::Failed,
+        error: Some(UPLOAD_GIVEN_UP.to_owned()),
+        updated_at: at(now),
+        ..record.clone()
+    };
+
+    // The drain dies on it every time: the claim gives up.
+    let crashing = document("bomb.pdf", DocumentOwner::Session(session_id()), at(0));
+    let job_one = submit_upload(&store, upload(&crashing, Vec::new(), at(0))).await;
+    let request = |now| claim_request(1, 1_000, 1, at(now));
+    assert_eq!(store.claim(&request(1)).await.expect("claim").len(), 1);
+    assert!(
+        store
+            .claim(&request(5_000))
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    assert_eq!(job(&store, &job_one.id).await.status, JobStatus::Failed);
+    assert_eq!(
+        get_document(&store, &crashing.id).await,
+        Some(given_up(&crashing, 5_000))
+    );
+    // The same bytes again: accepted, pending, with a new job.
+    let again = DocumentRecord {
+        updated_at: at(6_000),
+        ..crashing.clone()
+    };
+    let job_two = submit_upload(&store, upload(&again, Vec::new(), at(6_000))).await;
+    assert_ne!(job_two.id, job_one.id);
+    assert_eq!(
+        get_document(&store, &crashing.id).await,
+        Some(again.clone())
+    );
+
+    // Its last attempt fails and the drain could not fail the record.
+    let claimed = claim_one(&store, at(7_000)).await;
+    assert_eq!(claimed.job.id, job_two.id);
+    assert_eq!(
+        store
+            .fail_job(
+                &claimed,
+                "The knowledge index is unavailable.",
+                None,
+                at(8_000)
+            )
+            .await
+            .expect("fail_job"),
+        FailureOutcome::DeadLettered
+    );
+    assert_eq!(
+        get_document(&store, &crashing.id).await,
+        Some(given_up(&again, 8_000))
+    );
+
+    // A retry leaves the record pending; a record the drain failed with its
+    // own reason keeps it; an indexed one stays indexed.
+    let shared = document("notes.md", DocumentOwner::Shared, at(10_000));
+    let kept = document("kept.md", DocumentOwner::Shared, at(10_000));
+    for record in [&shared, &kept] {
+        submit_upload(&store, upload(record, Vec::new(), at(10_000))).await;
+    }
+    let claimed = claim(&store, 2, at(10_001)).await;
+    assert_eq!(claimed.len(), 2);
+    for one in &claimed {
+        assert!(matches!(
+            store
+                .fail_job(one, "try again", Some(at(10_002)), at(10_001))
+                .await
+                .expect("fail_job"),
+            FailureOutcome::RetryAt(_)
+        ));
+    }
+    assert_eq!(get_document(&store, &shared.id).await, Some(shared.clone()));
+    let drain_failed = DocumentRecord {
+        status: DocumentStatus::Failed,
+        error: Some("The document could not be read: notes.md contains no text".to_owned()),
+        updated_at: at(10_003),
+        ..shared.clone()
+    };
+    store
+        .upsert_document(&drain_failed)
+        .await
+        .expect("upsert_document");
+    let indexed = DocumentRecord {
+        status: DocumentStatus::Indexed,
+        chunks: 4,
+        updated_at: at(10_003),
+        ..kept.clone()
+    };
+    store
+        .upsert_document(&indexed)
+        .await
+        .expect("upsert_document");
+    for one in claim(&store, 2, at(10_004)).await {
+        assert_eq!(
+            store
+                .fail_job(&one, "gave up", None, at(10_005))
+                .await
+                .expect("fail_job"),
+            FailureOutcome::DeadLettered
+        );
+    }
+    assert_eq!(get_document(&store, &shared.id).await, Some(drain_failed));
+    assert_eq!(get_document(&store, &kept.id).await, Some(indexed.clone()));
+    assert!(matches!(
+        store
+            .submit_upload(upload(&kept, Vec::new(), at(10_006)))
+            .await
+            .expect("submit_upload"),
+        UploadOutcome::Existing(found) if found == indexed
+    ));
+    assert_eq!(store.dead_letters(10).await.expect("dead_letters").len(), 4);
 }

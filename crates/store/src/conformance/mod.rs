@@ -31,7 +31,7 @@
 //! its own empty space.
 //!
 //! The checks are grouped by concern, one module each (chat, rate limits,
-//! queue, dead letters, progress, catalog, uploads, liveness), with what
+//! queue, dead letters, progress, catalog, uploads, quotas, liveness), with what
 //! they share in `support`.
 
 mod catalog;
@@ -40,6 +40,7 @@ mod dead_letters;
 mod liveness;
 mod progress;
 mod queue;
+mod quotas;
 mod rate_limits;
 mod support;
 mod uploads;
@@ -55,6 +56,7 @@ pub use self::dead_letters::*;
 pub use self::liveness::*;
 pub use self::progress::*;
 pub use self::queue::*;
+pub use self::quotas::*;
 pub use self::rate_limits::*;
 pub use self::support::{T0, at};
 pub use self::uploads::*;
@@ -113,6 +115,7 @@ macro_rules! conformance_tests {
             retry_is_not_claimable_before_due,
             last_attempt_dead_letters_and_replays,
             expired_lease_beyond_max_attempts_is_dead_lettered,
+            a_dead_lettered_upload_fails_its_pending_record,
             release_requeues_without_counting_the_attempt,
             complete_chat_is_idempotent,
             complete_after_conversation_deleted_still_succeeds,
@@ -137,6 +140,8 @@ macro_rules! conformance_tests {
             accepted_upload_job_is_claimable_with_its_payload,
             delete_document_removes_the_record_and_queues_the_job,
             deleting_an_unknown_document_queues_nothing,
+            upload_quotas_count_what_a_session_holds,
+            documents_of_ended_sessions_are_cleaned_up,
         );
     };
 }
@@ -173,6 +178,7 @@ pub async fn run_all<H: Harness>(h: &H) {
     retry_is_not_claimable_before_due(h).await;
     last_attempt_dead_letters_and_replays(h).await;
     expired_lease_beyond_max_attempts_is_dead_lettered(h).await;
+    a_dead_lettered_upload_fails_its_pending_record(h).await;
     release_requeues_without_counting_the_attempt(h).await;
     complete_chat_is_idempotent(h).await;
     complete_after_conversation_deleted_still_succeeds(h).await;
@@ -197,4 +203,6 @@ pub async fn run_all<H: Harness>(h: &H) {
     accepted_upload_job_is_claimable_with_its_payload(h).await;
     delete_document_removes_the_record_and_queues_the_job(h).await;
     deleting_an_unknown_document_queues_nothing(h).await;
+    upload_quotas_count_what_a_session_holds(h).await;
+    documents_of_ended_sessions_are_cleaned_up(h).await;
 }

@@ -247,6 +247,7 @@ pub(super) fn upload(
             now,
         },
         rate_checks: checks,
+        session: None,
     }
 }
 

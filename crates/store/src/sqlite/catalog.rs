@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::jobs::insert_job;
 use super::{SqliteStore, immediate};
 use crate::codec::{corrupt, to_u32};
-use crate::{NewJob, StoreError};
+use crate::{DocumentUsage, NewJob, StoreError};
 
 /// The `documents` columns [`read_document`] expects, in order.
 macro_rules! document_columns {
@@ -127,6 +127,98 @@ pub(super) async fn list(
                 .query_map(params![shared.as_key(), own], read_document)?
                 .collect::<Result<_, _>>()?;
             rows.into_iter().collect()
+        })
+        .await
+}
+
+pub(super) async fn owned(
+    store: &SqliteStore,
+    owner: &SessionId,
+) -> Result<Vec<DocumentRecord>, StoreError> {
+    let owner = owner.as_str().to_owned();
+    store
+        .run(move |conn, _| {
+            let rows: Vec<Result<DocumentRecord, StoreError>> = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    document_columns!(),
+                    " FROM documents WHERE owner = ?1"
+                ))?
+                .query_map([owner], read_document)?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter().collect()
+        })
+        .await
+}
+
+/// What `owner` holds except `replacing`, for the quota check of
+/// `submit_upload` (inside its transaction).
+pub(super) fn usage(
+    conn: &Connection,
+    owner: &str,
+    replacing: &DocumentId,
+) -> Result<DocumentUsage, StoreError> {
+    let (documents, bytes): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM documents
+             WHERE owner = ?1 AND id != ?2",
+        )?
+        .query_row(params![owner, replacing.as_str()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+    Ok(DocumentUsage {
+        documents: to_u32("documents held", documents)?,
+        bytes: u64::try_from(bytes).map_err(|_| corrupt("bytes held", bytes))?,
+    })
+}
+
+/// Records when `owner`'s session ends; a later end never moves back.
+pub(super) fn record_session_end(
+    conn: &Connection,
+    owner: &str,
+    expires_at: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO document_owners (owner, expires_at) VALUES (?1, ?2)
+         ON CONFLICT (owner) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+    )?
+    .execute(params![owner, expires_at.as_millis()])?;
+    Ok(())
+}
+
+pub(super) async fn expired_owners(
+    store: &SqliteStore,
+    before: Timestamp,
+    limit: u32,
+) -> Result<Vec<SessionId>, StoreError> {
+    store
+        .run(move |conn, _| {
+            let owners: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT owner FROM document_owners WHERE expires_at < ?1
+                     ORDER BY expires_at, owner LIMIT ?2",
+                )?
+                .query_map(params![before.as_millis(), limit], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(owners.into_iter().map(SessionId::from_trusted).collect())
+        })
+        .await
+}
+
+pub(super) async fn forget_owner(
+    store: &SqliteStore,
+    owner: &SessionId,
+) -> Result<bool, StoreError> {
+    let owner = owner.as_str().to_owned();
+    store
+        .run(move |conn, _| {
+            let forgotten = conn
+                .prepare_cached(
+                    "DELETE FROM document_owners WHERE owner = ?1
+                     AND NOT EXISTS (SELECT 1 FROM documents WHERE owner = ?1)",
+                )?
+                .execute([owner])?;
+            Ok(forgotten > 0)
         })
         .await
 }

@@ -116,9 +116,10 @@ fn claim_row(
         }
     };
     if job.status == JobStatus::Running && job.attempts >= request.max_attempts {
+        // Read by users too (`take.lua` writes the same words).
         let error = format!(
-            "the drain processing this job stopped responding (its lease expired) on attempt {} of {}; giving up",
-            job.attempts, request.max_attempts
+            "The job stopped responding on every attempt ({}) and was given up; try again later.",
+            job.attempts
         );
         tx.prepare_cached(
             "UPDATE jobs SET status = 'failed', error = ?2, lease_id = NULL, lease_until = NULL,

@@ -1,14 +1,17 @@
 //! Dead letters: jobs that ran out of attempts, kept for an operator to
-//! read and replay.
+//! read and replay. Dead-lettering an upload's ingest job also fails its
+//! catalog record if that is still `pending`.
 
+use flowchat_domain::model::{JobKind, JobPayload};
 use flowchat_domain::{JobId, Timestamp};
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{SqliteStore, immediate};
 use crate::codec::{parse_kind, to_u32};
-use crate::{DeadLetter, StoreError};
+use crate::{DeadLetter, StoreError, UPLOAD_GIVEN_UP};
 
-/// Records (or replaces) the dead letter of a job that failed for good.
+/// Records (or replaces) the dead letter of a job that failed for good,
+/// and fails the pending record of the upload it was ingesting.
 pub(super) fn add(
     tx: &Transaction<'_>,
     job_id: &JobId,
@@ -23,6 +26,31 @@ pub(super) fn add(
          error = excluded.error, failed_at = excluded.failed_at",
     )?
     .execute(params![job_id.as_str(), kind, attempts, error, now])?;
+    if kind == JobKind::Ingest.as_str() {
+        fail_pending_upload(tx, job_id, now)?;
+    }
+    Ok(())
+}
+
+/// A record the drain already failed keeps its own reason; an indexed one
+/// (the job succeeded after all, or the bytes were uploaded again and
+/// indexed) is left alone.
+fn fail_pending_upload(tx: &Transaction<'_>, job_id: &JobId, now: i64) -> Result<(), StoreError> {
+    let payload: Option<String> = tx
+        .prepare_cached("SELECT payload FROM jobs WHERE id = ?1")?
+        .query_row([job_id.as_str()], |row| row.get(0))
+        .optional()?;
+    // An unreadable payload names no document; the job itself is failed.
+    let Some(Ok(JobPayload::IngestUpload { document_id, .. })) =
+        payload.map(|raw| serde_json::from_str::<JobPayload>(&raw))
+    else {
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "UPDATE documents SET status = 'failed', error = ?2, chunks = 0, updated_at = ?3
+         WHERE id = ?1 AND status = 'pending'",
+    )?
+    .execute(params![document_id.as_str(), UPLOAD_GIVEN_UP, now])?;
     Ok(())
 }
 

@@ -349,6 +349,22 @@ impl Store for SqliteStore {
     async fn delete_document(&self, id: &DocumentId, job: NewJob) -> Result<bool, StoreError> {
         catalog::delete(self, id, job).await
     }
+
+    async fn owned_documents(&self, owner: &SessionId) -> Result<Vec<DocumentRecord>, StoreError> {
+        catalog::owned(self, owner).await
+    }
+
+    async fn expired_document_owners(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        catalog::expired_owners(self, before, limit).await
+    }
+
+    async fn forget_document_owner(&self, owner: &SessionId) -> Result<bool, StoreError> {
+        catalog::forget_owner(self, owner).await
+    }
 }
 
 /// A store in a new file of a temporary directory, for the modules' tests.

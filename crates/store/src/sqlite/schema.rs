@@ -9,7 +9,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// The schema version this build creates and understands.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -120,6 +120,23 @@ CREATE TABLE upload_parts (
 CREATE INDEX upload_parts_by_expiry ON upload_parts (expires_at);
 "#;
 
+/// v3 → v4: when the session owning private documents ends, so clean-up
+/// can find the documents of sessions that are over. Owners catalogued
+/// before get a bound, not the exact end: a session's documents were
+/// uploaded while it was valid, and a session lasts 30 days
+/// (`SESSION_LIFETIME_SECS`), so it ended within 30 days of its latest
+/// document's last change.
+const MIGRATION_V4: &str = r#"
+CREATE TABLE document_owners (
+    owner      TEXT PRIMARY KEY NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX document_owners_by_expiry ON document_owners (expires_at);
+INSERT INTO document_owners (owner, expires_at)
+    SELECT owner, MAX(updated_at) + 2592000000 FROM documents
+    WHERE owner != 'shared' GROUP BY owner;
+"#;
+
 /// The pragmas every connection runs with: WAL (readers never block the
 /// writer), a busy timeout, foreign keys.
 pub(super) fn configure(conn: &Connection) -> Result<(), StoreError> {
@@ -167,7 +184,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version < 3 {
         tx.execute_batch(MIGRATION_V3)?;
     }
-    // Later versions: `if version < 4 { ... }`.
+    if version < 4 {
+        tx.execute_batch(MIGRATION_V4)?;
+    }
+    // Later versions: `if version < 5 { ... }`.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -329,7 +349,7 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         {
             let conn = store.inner.conn.lock().unwrap();
-            assert_eq!(user_version(&conn).unwrap(), 3);
+            assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
             let documents = columns(&conn, "documents");
             assert!(
                 documents.ends_with(&["pages".into(), "origin".into()]),
@@ -378,6 +398,48 @@ mod tests {
         assert_eq!(
             again.get_upload(&id, 1).await.unwrap().as_deref(),
             Some(&b"\0bytes\xff"[..])
+        );
+    }
+
+    /// A version 3 file gets the session ends of the owners it already
+    /// holds, bounded by their latest document plus a session's lifetime:
+    /// without them, documents uploaded before the upgrade would never be
+    /// cleaned up.
+    #[tokio::test]
+    async fn a_version_3_file_bounds_the_session_ends_of_its_owners() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in [SCHEMA_V1, MIGRATION_V2, MIGRATION_V3] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            for (id, owner, at) in [("a1", "ana", 10), ("a2", "ana", 30), ("s1", "shared", 50)] {
+                conn.execute(
+                    "INSERT INTO documents (id, name, owner, size_bytes, status, chunks, updated_at)
+                     VALUES (?1, 'x.md', ?2, 1, 'indexed', 1, ?3)",
+                    rusqlite::params![id, owner, at],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let lifetime_ms = flowchat_domain::token::SESSION_LIFETIME_SECS * 1000;
+        let at = Timestamp::from_millis;
+        assert!(
+            store
+                .expired_document_owners(at(30 + lifetime_ms), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .expired_document_owners(at(31 + lifetime_ms), 10)
+                .await
+                .unwrap(),
+            vec![flowchat_domain::SessionId::from_trusted("ana")]
         );
     }
 

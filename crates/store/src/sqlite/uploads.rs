@@ -9,7 +9,7 @@ use flowchat_domain::model::DocumentStatus;
 use flowchat_domain::{DocumentId, Timestamp};
 use rusqlite::{Connection, params};
 
-use super::catalog::{get_document, write_document};
+use super::catalog::{get_document, record_session_end, usage, write_document};
 use super::jobs::insert_job;
 use super::{Inner, SqliteStore, immediate, rate_limits};
 use crate::codec::check_upload_part;
@@ -105,9 +105,9 @@ pub(super) async fn delete(
         .await
 }
 
-/// One `BEGIN IMMEDIATE` transaction: the duplicate check → rate checks
-/// (the same code as `submit_chat`) → count the hits → the pending
-/// record → the queued ingest job.
+/// One `BEGIN IMMEDIATE` transaction: the duplicate check → the session's
+/// quota → rate checks (the same code as `submit_chat`) → count the hits →
+/// the pending record and the session's end → the queued ingest job.
 pub(super) async fn submit(
     store: &SqliteStore,
     upload: UploadSubmission,
@@ -126,8 +126,10 @@ fn submit_tx(
         record,
         job,
         rate_checks,
+        session,
     } = upload;
     let now = job.now;
+    let owner = record.owner.as_key();
     // Every early return drops `tx`, which rolls back: nothing written or counted.
     let tx = immediate(conn)?;
     if let Some(existing) = get_document(&tx, &record.id)?
@@ -135,12 +137,21 @@ fn submit_tx(
     {
         return Ok(UploadOutcome::Existing(existing));
     }
+    if let Some(terms) = &session
+        && let Err(exceeded) =
+            usage(&tx, owner, &record.id)?.admits(&terms.quota, record.size_bytes)
+    {
+        return Ok(UploadOutcome::QuotaExceeded(exceeded));
+    }
     let evaluated = match rate_limits::evaluate(&tx, &rate_checks, now)? {
         Ok(evaluated) => evaluated,
         Err(refused) => return Ok(UploadOutcome::RateLimited(refused)),
     };
     rate_limits::count(&tx, inner, &evaluated, now)?;
     write_document(&tx, &record)?;
+    if let Some(terms) = &session {
+        record_session_end(&tx, owner, terms.expires_at)?;
+    }
     let job = job.into_queued();
     insert_job(&tx, &job, now.as_millis())?;
     tx.commit()?;

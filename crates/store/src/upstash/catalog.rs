@@ -142,6 +142,77 @@ pub(super) async fn list(
     Ok(records)
 }
 
+/// The one owner's set through the list script: its records, stale
+/// members dropped.
+pub(super) async fn owned(
+    store: &UpstashStore,
+    owner: &SessionId,
+) -> Result<Vec<DocumentRecord>, StoreError> {
+    let reply = store
+        .eval(
+            &scripts::LIST_DOCUMENTS,
+            vec![
+                store.keys.documents(),
+                store.keys.document_owners(),
+                store.keys.owned_documents(owner.as_str()),
+            ],
+            vec![Arg::from(owner.as_str())],
+            true,
+        )
+        .await?;
+    array(reply, "owned documents")?
+        .into_iter()
+        .map(StoredDocument::parse)
+        .collect()
+}
+
+/// One `ZRANGE … BYSCORE` of the session ends below `before`.
+pub(super) async fn expired_owners(
+    store: &UpstashStore,
+    before: Timestamp,
+    limit: u32,
+) -> Result<Vec<SessionId>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let reply = store
+        .client
+        .cmd_read(
+            Command::new("ZRANGEBYSCORE")
+                .arg(store.keys.session_ends())
+                .arg("-inf")
+                .arg(format!("({}", before.as_millis()))
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit),
+        )
+        .await
+        .map_err(store_error)?;
+    array(reply, "expired document owners")?
+        .into_iter()
+        .map(|v| text(v, "document owner").map(|o| SessionId::from_trusted(&o)))
+        .collect()
+}
+
+pub(super) async fn forget_owner(
+    store: &UpstashStore,
+    owner: &SessionId,
+) -> Result<bool, StoreError> {
+    let reply = store
+        .eval(
+            &scripts::FORGET_DOCUMENT_OWNER,
+            vec![
+                store.keys.document_owners(),
+                store.keys.owned_documents(owner.as_str()),
+                store.keys.session_ends(),
+            ],
+            vec![Arg::from(owner.as_str())],
+            true,
+        )
+        .await?;
+    Ok(count(reply, "forget document owner")? == 1)
+}
+
 pub(super) async fn get(
     store: &UpstashStore,
     id: &DocumentId,

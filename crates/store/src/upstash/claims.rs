@@ -9,7 +9,7 @@ use flowchat_upstash::{Arg, Value};
 use super::jobs::parse_job;
 use super::queue::GROUP;
 use super::replies::{array, tagged, text, unexpected};
-use super::{UpstashStore, scripts};
+use super::{UpstashStore, dead_letters, scripts};
 use crate::{ClaimRequest, ClaimedJob, StoreError};
 
 /// The most expired leases, and due retries, one claim looks at.
@@ -74,6 +74,7 @@ impl UpstashStore {
                     self.keys.dead(),
                     self.keys.dead_index(),
                     self.keys.lease_seq(),
+                    self.keys.documents(),
                 ],
                 vec![
                     Arg::from(member),
@@ -84,6 +85,7 @@ impl UpstashStore {
                     Arg::from(GROUP),
                     Arg::from(request.max_attempts),
                     Arg::from(self.job_ttl()),
+                    dead_letters::upload_given_up()?,
                 ],
             ));
         }
@@ -128,7 +130,7 @@ impl UpstashStore {
     ) -> Result<(), StoreError> {
         self.eval(
             &scripts::FAIL,
-            self.queue_keys(id),
+            self.dead_letter_keys(id),
             vec![
                 Arg::from(id.as_str()),
                 Arg::from(lease_id),
@@ -139,6 +141,7 @@ impl UpstashStore {
                 Arg::from(self.job_ttl()),
                 // No dead letter: its kind may be what cannot be read.
                 Arg::from("0"),
+                dead_letters::upload_given_up()?,
             ],
             false,
         )

@@ -1,5 +1,8 @@
 //! Dead letters: jobs that ran out of attempts, in a stream with an index
-//! by job id, kept for an operator to read and replay.
+//! by job id, kept for an operator to read and replay. The scripts that
+//! dead-letter (`fail.lua`, and `take.lua` for a job whose drain kept
+//! dying) also fail the pending catalog record of an upload's ingest job
+//! (`fail_pending_upload` in `lua/lib.lua`).
 
 use flowchat_domain::model::JobKind;
 use flowchat_domain::{JobId, Timestamp};
@@ -7,8 +10,24 @@ use flowchat_upstash::{Arg, Value};
 
 use super::replies::{array, count, integer, required_text};
 use super::{UpstashStore, scripts};
-use crate::codec::{corrupt, to_u32};
-use crate::{DeadLetter, StoreError};
+use crate::codec::{corrupt, to_json, to_u32};
+use crate::{DeadLetter, StoreError, UPLOAD_GIVEN_UP};
+
+impl UpstashStore {
+    /// The keys of a script that may dead-letter a job: the queue's (see
+    /// `queue_keys`), then the catalog records.
+    pub(super) fn dead_letter_keys(&self, job: &JobId) -> Vec<String> {
+        let mut keys = self.queue_keys(job);
+        keys.push(self.keys.documents());
+        keys
+    }
+}
+
+/// The reason a dead-lettered upload's record is failed with, as the JSON
+/// string the scripts put into the record.
+pub(super) fn upload_given_up() -> Result<Arg, StoreError> {
+    Ok(Arg::from(to_json(&UPLOAD_GIVEN_UP)?))
+}
 
 /// Newest recorded first.
 pub(super) async fn list(store: &UpstashStore, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
@@ -73,4 +92,56 @@ pub(super) async fn replay(
         )
         .await?;
     Ok(count(reply, "replay")? == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use flowchat_domain::model::{
+        DocumentOrigin, DocumentOwner, DocumentRecord, DocumentStatus, JobPayload,
+    };
+    use flowchat_domain::{DocumentId, SessionId};
+
+    use super::*;
+    use crate::upstash::catalog::StoredDocument;
+
+    /// The texts `fail_pending_upload` (lua/lib.lua) looks for: an upload
+    /// payload starts with its tag and document id, and a pending record
+    /// holds its status and empty error exactly once, whatever its name and
+    /// owner hold.
+    #[test]
+    fn the_texts_the_script_edits_are_where_it_looks() {
+        let tricky = r#"x,"status":"pending","error":null,"updated_at":1,"#;
+        let id = DocumentId::for_content(b"upload");
+        let payload = to_json(&JobPayload::IngestUpload {
+            document_id: id.clone(),
+            name: tricky.to_owned(),
+            owner: DocumentOwner::Session(SessionId::from_trusted(tricky)),
+        })
+        .unwrap();
+        assert!(
+            payload.starts_with(&format!(r#"{{"type":"ingest_upload","document_id":"{id}""#)),
+            "{payload}"
+        );
+        let record = DocumentRecord {
+            id,
+            name: tricky.to_owned(),
+            owner: DocumentOwner::Session(SessionId::from_trusted(tricky)),
+            size_bytes: 10,
+            status: DocumentStatus::Pending,
+            chunks: 0,
+            pages: None,
+            origin: DocumentOrigin::Upload,
+            error: None,
+            updated_at: Timestamp::from_millis(1_800_000_000_000),
+        };
+        let json = to_json(&StoredDocument::from_record(&record)).unwrap();
+        for field in [
+            r#","status":"pending","#,
+            r#","error":null,"#,
+            r#","updated_at":1800000000000,"#,
+        ] {
+            assert_eq!(json.matches(field).count(), 1, "{field} in {json}");
+        }
+        assert_eq!(json.matches(r#","updated_at":"#).count(), 1, "{json}");
+    }
 }

@@ -74,6 +74,10 @@ impl Keys {
     pub(super) fn owned_documents(&self, owner_key: &str) -> String {
         format!("{}docs:by-owner:{owner_key}", self.prefix)
     }
+    /// Sorted set: owners of private documents by their session's end (ms).
+    pub(super) fn session_ends(&self) -> String {
+        format!("{}docs:session-ends", self.prefix)
+    }
     pub(super) fn upload(&self, document: &str, index: u32) -> String {
         format!("{}upload:{document}:{index}", self.prefix)
     }

@@ -21,6 +21,7 @@
 //! | `P:rate:<key>:<window_ms>:<window_start>` | string | hits counted in one fixed window; expires two windows later |
 //! | `P:heartbeats` | sorted set | worker → last heartbeat (ms) |
 //! | `P:docs`, `P:docs:owner`, `P:docs:by-owner:<owner>` | hash, hash, set | catalog: id → record JSON, id → owner key, per-owner ids |
+//! | `P:docs:session-ends` | sorted set | sessions owning private documents, scored by when their token expires (ms): what the clean-up of ended sessions reads |
 //! | `fc:namespaces` | set | outside every namespace: the namespaces with queued work, added by every script that queues a job and dropped by [`UpstashStore::forget_namespace_if_idle`]; drains that serve every namespace read it |
 //! | `P:upload:<document id>:<index>` | string | part `index` of an upload's bytes, base64 (arguments must be UTF-8 text); TTL [`Ttls::upload`] from when it was stored |
 //!
@@ -486,6 +487,22 @@ impl Store for UpstashStore {
 
     async fn delete_document(&self, id: &DocumentId, job: NewJob) -> Result<bool, StoreError> {
         catalog::delete(self, id, job).await
+    }
+
+    async fn owned_documents(&self, owner: &SessionId) -> Result<Vec<DocumentRecord>, StoreError> {
+        catalog::owned(self, owner).await
+    }
+
+    async fn expired_document_owners(
+        &self,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        catalog::expired_owners(self, before, limit).await
+    }
+
+    async fn forget_document_owner(&self, owner: &SessionId) -> Result<bool, StoreError> {
+        catalog::forget_owner(self, owner).await
     }
 }
 

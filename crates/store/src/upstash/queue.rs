@@ -7,7 +7,7 @@ use flowchat_domain::{ConversationId, JobId, SessionId, Timestamp};
 use flowchat_upstash::{Arg, Command, Value};
 
 use super::replies::{array, count, required_text, text, unexpected};
-use super::{UpstashStore, scripts, store_error};
+use super::{UpstashStore, dead_letters, scripts, store_error};
 use crate::codec::{corrupt, to_json};
 use crate::{ClaimedJob, Completion, FailureOutcome, Heartbeat, QueueStats, StoreError};
 
@@ -147,7 +147,7 @@ pub(super) async fn fail(
     let reply = store
         .eval(
             &scripts::FAIL,
-            store.queue_keys(id),
+            store.dead_letter_keys(id),
             vec![
                 Arg::from(id.as_str()),
                 Arg::from(&claim.lease_id),
@@ -161,6 +161,7 @@ pub(super) async fn fail(
                 Arg::from(GROUP),
                 Arg::from(store.job_ttl()),
                 Arg::from("1"),
+                dead_letters::upload_given_up()?,
             ],
             false,
         )

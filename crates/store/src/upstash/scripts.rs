@@ -50,6 +50,7 @@ pub(crate) static REMOVE_DOCUMENT: LazyLock<Script> = script!("remove_document.l
 pub(crate) static LIST_DOCUMENTS: LazyLock<Script> = script!("list_documents.lua");
 pub(crate) static SUBMIT_UPLOAD: LazyLock<Script> = script!("submit_upload.lua");
 pub(crate) static DELETE_DOCUMENT: LazyLock<Script> = script!("delete_document.lua");
+pub(crate) static FORGET_DOCUMENT_OWNER: LazyLock<Script> = script!("forget_document_owner.lua");
 pub(crate) static FORGET_NAMESPACE: LazyLock<Script> = script!("forget_namespace.lua");
 
 /// Evaluates the rate-limit helper on its own, so tests can compare the Lua
@@ -70,7 +71,7 @@ pub(crate) static RATE_PROBE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Every script, for [`super::UpstashStore::load_scripts`].
-pub(crate) fn all() -> [&'static Script; 19] {
+pub(crate) fn all() -> [&'static Script; 20] {
     [
         &SUBMIT_CHAT,
         &HIT_RATE_LIMITS,
@@ -90,6 +91,7 @@ pub(crate) fn all() -> [&'static Script; 19] {
         &LIST_DOCUMENTS,
         &SUBMIT_UPLOAD,
         &DELETE_DOCUMENT,
+        &FORGET_DOCUMENT_OWNER,
         &FORGET_NAMESPACE,
     ]
 }

@@ -8,11 +8,11 @@ use flowchat_upstash::{Arg, Command, Value};
 use super::catalog::{FAILED_MARKER, StoredDocument};
 use super::jobs::already_exists;
 use super::rate_limits::rate_outcome;
-use super::replies::{array, tagged, unexpected};
+use super::replies::{array, count, tagged, unexpected};
 use super::{UpstashStore, scripts, store_error};
 use crate::codec::{base64, check_upload_part, corrupt, to_json};
 use crate::rate;
-use crate::{StoreError, UploadOutcome, UploadSubmission};
+use crate::{QuotaExceeded, StoreError, UploadOutcome, UploadSubmission};
 
 impl UpstashStore {
     fn upload_keys(&self, id: &DocumentId, parts: u32) -> Vec<String> {
@@ -92,9 +92,11 @@ pub(super) async fn delete(
         .map(drop)
 }
 
-/// One script, one request: duplicate check → rate checks (the same
-/// Lua as `submit_chat`, counted only when accepted) → pending record
-/// (with the owner's index, as `upsert_document`) → job hash → `XADD`.
+/// One script, one request: duplicate check → the session's quota (its
+/// records read in the script) → rate checks (the same Lua as
+/// `submit_chat`, counted only when accepted) → pending record (with the
+/// owner's index, as `upsert_document`) and the session's end → job hash →
+/// `XADD`.
 pub(super) async fn submit(
     store: &UpstashStore,
     upload: UploadSubmission,
@@ -103,6 +105,7 @@ pub(super) async fn submit(
         record,
         job,
         rate_checks,
+        session,
     } = upload;
     let now = job.now;
     let job = job.into_queued();
@@ -114,6 +117,7 @@ pub(super) async fn submit(
         store.keys.owned_documents(owner),
         store.keys.job(job.id.as_str()),
         store.keys.queue(),
+        store.keys.session_ends(),
     ];
     keys.extend(rate_keys);
     let mut args = vec![
@@ -127,6 +131,15 @@ pub(super) async fn submit(
         Arg::from(rate::MIN_RETRY_AFTER_MS),
         Arg::from(rate_checks.len()),
     ]);
+    args.extend(match session {
+        Some(terms) => [
+            Arg::from(terms.quota.max_documents),
+            Arg::from(terms.quota.max_bytes),
+            Arg::from(record.size_bytes),
+            Arg::from(terms.expires_at.as_millis()),
+        ],
+        None => [Arg::from(""), Arg::from(""), Arg::from(""), Arg::from("")],
+    });
     args.extend(rate_args);
     keys.push(store.keys.registry());
     args.push(Arg::from(store.namespace()));
@@ -142,6 +155,16 @@ pub(super) async fn submit(
         "exists" => Ok(UploadOutcome::Existing(StoredDocument::parse(
             parts.next().unwrap_or(Value::Nil),
         )?)),
+        "quota_documents" => Ok(UploadOutcome::QuotaExceeded(QuotaExceeded::Documents {
+            limit: session.map_or(0, |terms| terms.quota.max_documents),
+        })),
+        "quota_bytes" => Ok(UploadOutcome::QuotaExceeded(QuotaExceeded::Bytes {
+            limit: session.map_or(0, |terms| terms.quota.max_bytes),
+            held: count(
+                parts.next().unwrap_or(Value::Nil),
+                "submit upload bytes held",
+            )?,
+        })),
         "job_exists" => Err(already_exists(&job.id)),
         other => Err(unexpected("submit upload", other)),
     }

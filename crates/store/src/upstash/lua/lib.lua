@@ -115,6 +115,36 @@ local function dead_letter(k_dead, k_dead_index, id, kind, attempts, err, now)
   redis.call('HSET', k_dead_index, id, entry)
 end
 
+-- Fails the catalog record of the upload that the job `k_job` was
+-- ingesting, if it is still pending, with `reason_json` (a JSON string) as
+-- its error and `now` (digits) as its time: dead-lettering never leaves an
+-- upload pending forever. Upstash's Lua has no cjson, so the JSON written
+-- by Rust is edited as text: serde writes a payload's tag and then its
+-- fields in order, and a record's fields in order without spaces, and
+-- escapes every quote inside a string, so the texts searched for below can
+-- only be those fields (tests in `upstash/dead_letters.rs` pin them).
+local function fail_pending_upload(k_job, k_docs, reason_json, now)
+  local payload = redis.call('HGET', k_job, 'payload')
+  if not payload then return end
+  local doc = string.match(payload, '^{"type":"ingest_upload","document_id":"([^"\\]+)"')
+  if not doc then return end
+  local record = redis.call('HGET', k_docs, doc)
+  if not record then return end
+  local function replace(text, old, new)
+    local s, e = string.find(text, old, 1, true)
+    if not s then return nil end
+    return string.sub(text, 1, s - 1) .. new .. string.sub(text, e + 1)
+  end
+  record = replace(record, ',"status":"pending",', ',"status":"failed",')
+  if not record then return end
+  record = replace(record, ',"error":null,', ',"error":' .. reason_json .. ',') or record
+  local s, e = string.find(record, ',"updated_at":%-?%d+')
+  if s then
+    record = string.sub(record, 1, s - 1) .. ',"updated_at":' .. now .. string.sub(record, e + 1)
+  end
+  redis.call('HSET', k_docs, doc, record)
+end
+
 -- Removes the dead letter of job `id`; true if there was one.
 local function undead(k_dead, k_dead_index, id)
   local old = redis.call('HGET', k_dead_index, id)

@@ -1,14 +1,17 @@
 -- Claim, step 2: leases one reserved job if, per the caller's `now`, it is
 -- still claimable, and reconciles the indexes with the job record otherwise.
--- KEYS: job, stream, leases, delayed, dead-letter stream, dead-letter index, lease counter.
--- ARGV: member, now, lease until, worker, consumer, group, max attempts, job ttl ms.
+-- KEYS: job, stream, leases, delayed, dead-letter stream, dead-letter index, lease counter,
+--       catalog records.
+-- ARGV: member, now, lease until, worker, consumer, group, max attempts, job ttl ms,
+--       a failed upload's reason (JSON).
 -- Answers {'ok', lease id, job fields...}, {'dead'} (out of attempts:
--- failed and dead-lettered) or {'skip'} (not claimable, or gone).
+-- failed and dead-lettered, and its upload's pending record failed) or
+-- {'skip'} (not claimable, or gone).
 local k_job, k_stream, k_leases, k_delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local k_dead, k_dead_index, k_lease_seq = KEYS[5], KEYS[6], KEYS[7]
+local k_dead, k_dead_index, k_lease_seq, k_docs = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local member, now, lease_until = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local worker, consumer, group = ARGV[4], ARGV[5], ARGV[6]
-local max_attempts, job_ttl = tonumber(ARGV[7]), ARGV[8]
+local max_attempts, job_ttl, upload_reason = tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local seq, id = split_member(member)
 
 local function forget()
@@ -41,13 +44,15 @@ elseif status == 'running' then
     return {'skip'}
   end
   if attempts >= max_attempts then
-    local err = 'the drain processing this job stopped responding (its lease expired) on attempt '
-      .. attempts .. ' of ' .. max_attempts .. '; giving up'
+    -- Read by users too (claims.rs of sqlite writes the same words).
+    local err = 'The job stopped responding on every attempt (' .. attempts
+      .. ') and was given up; try again later.'
     redis.call('HSET', k_job, 'status', 'failed', 'error', err, 'updated_at', now, 'sid', '')
     redis.call('HDEL', k_job, 'lease_id', 'lease_until', 'partial')
     forget()
     drop_entry(k_stream, group, sid)
     dead_letter(k_dead, k_dead_index, id, h[6] or '', attempts, err, now)
+    fail_pending_upload(k_job, k_docs, upload_reason, ARGV[2])
     redis.call('PEXPIRE', k_job, job_ttl)
     return {'dead'}
   end

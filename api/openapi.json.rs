@@ -1,0 +1,6 @@
+//! `GET /api/openapi.json`: a thin shim over flowchat-api (see src/lib.rs).
+
+#[tokio::main]
+async fn main() -> Result<(), vercel_runtime::Error> {
+    flowchat::serve("/api/openapi.json").await
+}

@@ -1,0 +1,9 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(
+    init: {
+        flowchat_fuzz::loaders::quiet_pdf_reader_panics();
+        flowchat_fuzz::loaders::warm_up();
+    },
+    |data: &[u8]| flowchat_fuzz::loaders::run_pdf(data)
+);
