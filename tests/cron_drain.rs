@@ -16,22 +16,22 @@
 //!   cron_drain --run-ignored only` (see docs/benchmarks.md).
 //!
 //! The Chroma server is `$CHROMA_BIN`, else `chroma` on the PATH, else
-//! `.venv-chroma/bin/chroma` (`scripts/test` installs it), found and started
-//! the way `crates/knowledge/tests/chroma.rs` does; without one the tests
-//! that need it fail, never skip.
+//! `.venv-chroma/bin/chroma` (`scripts/test` installs it), started by
+//! `flowchat_knowledge::testing::ChromaServer`; without one the tests that
+//! need it fail, never skip.
 
 #[path = "http_suite/client.rs"]
 #[allow(dead_code)]
 mod client;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use client::Target;
 use flowchat_fake_flow::{FakeFlow, Fault, Target as FlowTarget};
 use flowchat_gateway::testing::TestGateway;
+use flowchat_knowledge::testing::ChromaServer;
 use flowchat_vercel_router::VercelRouter;
 use serde_json::Value;
 
@@ -232,91 +232,12 @@ fn assert_problem(reply: &client::Reply, status: u16, mentions: &str) {
 
 // ---------------------------------------------------------------- Chroma
 
-/// A Chroma server on a free port with its data in a temporary folder;
-/// killed when dropped.
-struct Chroma {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Chroma {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn chroma_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("CHROMA_BIN").filter(|b| !b.is_empty()) {
-        return PathBuf::from(bin);
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("chroma"))
-            .find(|c| c.is_file())
-    });
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-chroma/bin/chroma");
-    on_path.or_else(|| venv.is_file().then_some(venv)).unwrap_or_else(|| {
-        panic!(
-            "no Chroma server to test against: set CHROMA_BIN, put `chroma` on the PATH, or \
-             `python3 -m venv .venv-chroma && .venv-chroma/bin/pip install chromadb` (scripts/test does)"
-        )
-    })
-}
-
-impl Chroma {
-    async fn start() -> Chroma {
-        let bin = chroma_binary();
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("chroma.log")).unwrap();
-        let port = free_port();
-        let child = Command::new(&bin)
-            .arg("run")
-            .arg("--path")
-            .arg(dir.path().join("data"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .current_dir(dir.path())
-            .env("ANONYMIZED_TELEMETRY", "False")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut chroma = Chroma {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(1))
-            .build()
-            .unwrap();
-        let heartbeat = format!("{}/api/v2/heartbeat", chroma.url);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = client.get(&heartbeat).send().await
-                && r.status().is_success()
-            {
-                return chroma;
-            }
-            if let Ok(Some(status)) = chroma.child.try_wait() {
-                panic!("{} exited ({status}) before answering", bin.display());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "Chroma did not answer {heartbeat}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn env(&self, env: Env) -> Env {
-        with(
-            env,
-            &[("VECTOR_STORE", "chroma"), ("CHROMA_URL", &self.url)],
-        )
-    }
+/// The settings that put a deployment's index on `chroma`.
+fn on_chroma(chroma: &ChromaServer, env: Env) -> Env {
+    with(
+        env,
+        &[("VECTOR_STORE", "chroma"), ("CHROMA_URL", &chroma.url())],
+    )
 }
 
 // ----------------------------------------------------------------- tests
@@ -378,14 +299,17 @@ async fn cron_route_refuses_a_missing_or_wrong_secret_and_the_embedded_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cron_route_answers_a_queued_chat_job_over_chroma() {
     let stack = Stack::start().await;
-    let chroma = Chroma::start().await;
-    let env = chroma.env(with(
-        stack.env(&namespace("cron")),
-        &[
-            ("CRON_SECRET", CRON_SECRET),
-            ("DRAIN_AFTER_RESPONSE", "off"),
-        ],
-    ));
+    let chroma = ChromaServer::start().await;
+    let env = on_chroma(
+        &chroma,
+        with(
+            stack.env(&namespace("cron")),
+            &[
+                ("CRON_SECRET", CRON_SECRET),
+                ("DRAIN_AFTER_RESPONSE", "off"),
+            ],
+        ),
+    );
     let deployment = Deployment::start(&env, &[SESSION, CHAT, CHAT_ID, CRON]).await;
     let site = &deployment.target;
 
@@ -456,9 +380,9 @@ async fn cron_route_answers_a_queued_chat_job_over_chroma() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_function_answers_after_its_202_with_no_other_drain() {
     let stack = Stack::start().await;
-    let chroma = Chroma::start().await;
+    let chroma = ChromaServer::start().await;
     // DRAIN_AFTER_RESPONSE is on by default with the remote index.
-    let env = chroma.env(stack.env(&namespace("after")));
+    let env = on_chroma(&chroma, stack.env(&namespace("after")));
     let deployment = Deployment::start(&env, &[SESSION, CHAT, CHAT_ID, CHAT_EVENTS]).await;
     let site = &deployment.target;
     let (token, _) = site.session("eager-user").await;
@@ -501,8 +425,8 @@ async fn latency_from_202_to_first_text() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
     let stack = Stack::start().await;
-    let chroma = Chroma::start().await;
-    let env = chroma.env(stack.env(&namespace("bench")));
+    let chroma = ChromaServer::start().await;
+    let env = on_chroma(&chroma, stack.env(&namespace("bench")));
     let deployment = Deployment::start(&env, &[SESSION, CHAT, CHAT_ID, CHAT_EVENTS, CRON]).await;
     let site = &deployment.target;
     let (token, _) = site.session("bench-user").await;

@@ -212,6 +212,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       RUST_LOG: "warn",
       RATE_LIMIT_IP_PER_MINUTE: "10000",
       RATE_LIMIT_CHAT_PER_MINUTE: "100",
+      // Every test's browser is 127.0.0.1: one address for the whole run.
+      MAX_FOLLOWERS_PER_IP: "1000",
       ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,13 +1,14 @@
 //! Who may see what, and how often anyone may write.
 //!
 //! A record the caller may not see answers exactly like a missing one (404),
-//! so ids cannot be probed. Rate checks are not counted here: they travel
-//! with the write they limit, so the store counts them in the same
-//! transaction and a refused write counts nothing.
+//! so ids cannot be probed. Rate checks mostly travel with the write they
+//! limit, so the store counts them in the same transaction and a refused
+//! write counts nothing; where the request itself is the cost (creating a
+//! session, an upload's body), [`count_ip_write`] counts it first.
 
 use bytes::Bytes;
 use flowchat_domain::model::{Conversation, DocumentOwner, DocumentRecord, Job};
-use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId};
+use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
 use flowchat_store::{RateCheck, RateRule};
 use http::Request;
 
@@ -33,6 +34,25 @@ pub(crate) fn ip_write_check(ctx: &AppContext, req: &Request<Bytes>) -> RateChec
     }
 }
 
+/// Counts this request against the client address's write limit before
+/// anything else is done with it, so that even a request refused later
+/// (a bad upload) costs its sender one hit.
+pub(crate) async fn count_ip_write(
+    ctx: &AppContext,
+    req: &Request<Bytes>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    let decision = ctx
+        .store
+        .hit_rate_limits(&[ip_write_check(ctx, req)], now)
+        .await?;
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::rate_limited(decision, now))
+    }
+}
+
 /// Readiness checks per minute from the client's address: the check is
 /// unauthenticated and reads the store several times, so it is limited
 /// like a write (`RATE_LIMIT_IP_PER_MINUTE`, its own count).
@@ -51,6 +71,51 @@ pub(crate) fn follower_slot(
     session: Option<&SessionId>,
 ) -> Result<FollowerSlot, ApiError> {
     ctx.followers.acquire(session, &ip_key(req))
+}
+
+/// How long an event stream lives at most.
+const FOLLOWER_LIFETIME_MS: i64 = 25_000;
+/// Follower starts allowed per lifetime, as a multiple of the open ones.
+const FOLLOWER_STARTS_PER_SLOT: u32 = 3;
+
+/// An event stream's slot in this process ([`follower_slot`]), and its
+/// start counted in the store: at most `FOLLOWER_STARTS_PER_SLOT` times the
+/// follower limits per 25 s (a stream's longest life), per session and per
+/// address. The process's count is exact where one process serves everyone
+/// (the dev server); on serverless, where each instance counts only itself,
+/// the store's count is what bounds how many streams a session or an
+/// address keeps open across instances (at most three times the limits),
+/// for one store call per stream. `?wait=` reads are not counted this way:
+/// a client following a streamed answer with them starts one per change,
+/// several a second.
+pub(crate) async fn follower(
+    ctx: &AppContext,
+    req: &Request<Bytes>,
+    session: Option<&SessionId>,
+) -> Result<FollowerSlot, ApiError> {
+    let slot = follower_slot(ctx, req, session)?;
+    let limits = &ctx.config.rate_limits;
+    let starts = |open: u32| RateRule {
+        limit: open.saturating_mul(FOLLOWER_STARTS_PER_SLOT),
+        window_ms: FOLLOWER_LIFETIME_MS,
+    };
+    let mut checks = vec![RateCheck {
+        key: format!("follow:ip:{}", ip_key(req)),
+        rule: starts(limits.followers_per_ip),
+    }];
+    if let Some(session) = session {
+        checks.push(RateCheck {
+            key: format!("follow:session:{session}"),
+            rule: starts(limits.followers_per_session),
+        });
+    }
+    let now = ctx.platform.now();
+    let decision = ctx.store.hit_rate_limits(&checks, now).await?;
+    if decision.allowed {
+        Ok(slot)
+    } else {
+        Err(ApiError::rate_limited(decision, now))
+    }
 }
 
 /// The session an actor follows as (operators are limited per IP only).

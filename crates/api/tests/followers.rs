@@ -399,3 +399,42 @@ async fn synchronous_completions_are_followers_refused_before_anything_is_writte
     let after = api.store.queue_stats(api.platform.now()).await.unwrap();
     assert_eq!(after.queued, before.queued, "nothing was queued");
 }
+
+/// On serverless each instance counts only the followers it serves itself,
+/// so a session spread over fresh instances was never refused. Follower
+/// starts are also counted in the store: across instances a session gets at
+/// most three times `MAX_FOLLOWERS_PER_SESSION` per 25 s.
+#[tokio::test]
+async fn followers_spread_over_instances_are_bounded_by_the_store() {
+    let api = api(&[]);
+    let token = session(&api, "ana").await;
+    let job = queued_job(&api, &token).await;
+    let path = format!("/api/chat/{job}/events");
+    let (mut held, mut instances) = (Vec::new(), Vec::new());
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..10 {
+        // A fresh instance over the same store: nothing open in it yet.
+        let config = (*api.ctx.config).clone();
+        let secret = config.session_secret.clone().unwrap();
+        let instance = AppContext::new(config, api.store.clone(), api.platform.clone(), secret);
+        for _ in 0..4 {
+            let r = flowchat_api::handle(
+                &instance,
+                request(Method::GET, &path, Some(&token), IP, None),
+            )
+            .await;
+            if r.status() == 200 {
+                accepted += 1;
+                held.push(r);
+            } else {
+                assert_eq!(r.status(), 429);
+                assert!(r.headers().get("retry-after").is_some());
+                let problem = json_of(r).await;
+                assert_eq!(problem["type"], "urn:flowchat:problem:rate-limited");
+                refused += 1;
+            }
+        }
+        instances.push(instance);
+    }
+    assert_eq!((accepted, refused), (12, 28));
+}

@@ -43,11 +43,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::chroma::ChromaServer;
 use flowchat_domain::model::{JobResult, JobStatus, Role};
 use flowchat_domain::{ConversationId, JobId, SessionId};
 use flowchat_fake_flow::{FakeFlow, Fault, Target};
 use flowchat_gateway::GatewayOptions;
+use flowchat_knowledge::testing::ChromaServer;
 use flowchat_store::Store;
 use serde_json::{Value, json};
 

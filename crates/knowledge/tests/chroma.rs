@@ -7,65 +7,18 @@
 
 #![cfg(feature = "chroma")]
 
-use std::fs::File;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use flowchat_domain::model::DocumentOwner;
 use flowchat_domain::{DocumentId, SessionId};
 use flowchat_fake_flow::embedding;
+use flowchat_knowledge::testing::ChromaServer;
 use flowchat_knowledge::{
     ChromaIndex, ChromaSettings, Chunk, ChunkEmbeddings, IndexedDocument, KnowledgeIndex, Passage,
     SearchQuery,
 };
 
 const MODEL: &str = "fake-embedding";
-
-/// A Chroma server for one test; killed when dropped.
-struct ChromaServer {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for ChromaServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn chroma_binary() -> PathBuf {
-    if let Some(bin) = std::env::var_os("CHROMA_BIN").filter(|b| !b.is_empty()) {
-        let bin = PathBuf::from(bin);
-        assert!(
-            bin.is_file(),
-            "CHROMA_BIN is set to {}, which is not a file",
-            bin.display()
-        );
-        return bin;
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join("chroma");
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-chroma/bin/chroma");
-    if venv.is_file() {
-        return venv;
-    }
-    panic!(
-        "no Chroma server to test against: set CHROMA_BIN to a `chroma` executable, put one on \
-         the PATH, or install one in the workspace root with \
-         `python3 -m venv .venv-chroma && .venv-chroma/bin/pip install chromadb` \
-         (scripts/test does this)"
-    );
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -74,68 +27,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-impl ChromaServer {
-    async fn start() -> Self {
-        let bin = chroma_binary();
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let data = dir.path().join("data");
-        let log_path = dir.path().join("chroma.log");
-        let log = File::create(&log_path).expect("a log file");
-        let port = free_port();
-        let child = Command::new(&bin)
-            .arg("run")
-            .arg("--path")
-            .arg(&data)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .current_dir(dir.path())
-            .env("ANONYMIZED_TELEMETRY", "False")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("a log file handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut server = ChromaServer {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
+/// The test server as this file uses it: a namespace's settings and index.
+trait ChromaForTests {
+    fn settings(&self, namespace: &str) -> ChromaSettings;
+    async fn index(&self, namespace: &str) -> ChromaIndex;
+}
 
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(1))
-            .build()
-            .unwrap();
-        let heartbeat = format!("{}/api/v2/heartbeat", server.url);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = client.get(&heartbeat).send().await
-                && response.status().is_success()
-            {
-                return server;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "{} exited ({status}) before answering:\n{}",
-                    bin.display(),
-                    server.log()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{} did not answer {heartbeat} within 30 s:\n{}",
-                    bin.display(),
-                    server.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("chroma.log")).unwrap_or_default()
-    }
-
+impl ChromaForTests for ChromaServer {
     fn settings(&self, namespace: &str) -> ChromaSettings {
-        ChromaSettings::new(&self.url, namespace)
+        ChromaSettings::new(self.url(), namespace)
     }
 
     async fn index(&self, namespace: &str) -> ChromaIndex {

@@ -359,3 +359,22 @@ fn pdfs_with_object_streams_read_as_before() {
     assert_eq!(packed.text, expected.text);
     assert_eq!(packed.page_starts, expected.page_starts);
 }
+
+/// Found by fuzzing: a page that is its own `/Parent` and has no
+/// `/MediaBox` (610 bytes). pdf-extract looks for the box up the `/Parent`
+/// links with no cycle check: optimised, reading spun inside that one page
+/// until the deadline, and an in-process reader, which checks its deadline
+/// between pages, never stopped and kept its place for good; unoptimised,
+/// the walk overflowed the stack and aborted the process. The link that
+/// closes the cycle is now cut before extraction.
+#[test]
+fn a_page_that_is_its_own_parent_is_read_promptly() {
+    let bytes = include_bytes!("fixtures/page-own-parent.pdf");
+    let extractor = in_process(Duration::from_secs(5));
+    let result = extractor.load("own-parent.pdf", bytes);
+    assert!(
+        !matches!(result, Err(KnowledgeError::PdfTimeout { .. })),
+        "{result:?}"
+    );
+    assert_eq!(extractor.readers_running(), 0);
+}

@@ -21,7 +21,7 @@ use crate::auth::{
 use crate::body::MULTIPART_OVERHEAD_BYTES;
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::policy::{document_not_found, ip_write_check, visible_document};
+use crate::policy::{count_ip_write, document_not_found, visible_document};
 use crate::request::{content_type, unsupported_content_type};
 use crate::response::{Body, json, no_store, with_location};
 use crate::upload;
@@ -104,13 +104,7 @@ pub(crate) async fn upload(
         Actor::Admin => None,
     };
     let now = ctx.platform.now();
-    let decision = ctx
-        .store
-        .hit_rate_limits(&[ip_write_check(ctx, req)], now)
-        .await?;
-    if !decision.allowed {
-        return Err(ApiError::rate_limited(decision, now));
-    }
+    count_ip_write(ctx, req, now).await?;
 
     let (sent, essence) = content_type(req);
     if essence != "multipart/form-data" {

@@ -26,7 +26,7 @@ use crate::auth::require_actor;
 use crate::context::{AppContext, Platform};
 use crate::error::ApiError;
 use crate::followers::FollowerSlot;
-use crate::policy::{actor_session, follower_slot, visible_job};
+use crate::policy::{actor_session, follower, visible_job};
 use crate::response::{Body, EventStream, no_store};
 use crate::views::{ChatJob, JobProgress, PartialText, StreamEnd};
 
@@ -45,7 +45,7 @@ pub(crate) async fn open(
     let actor = require_actor(ctx, req)?;
     let id = JobId::parse(raw_id, "job_id")?;
     let job = visible_job(ctx, &id, &actor).await?;
-    let slot = follower_slot(ctx, req, actor_session(&actor))?;
+    let slot = follower(ctx, req, actor_session(&actor)).await?;
 
     let follower = Follower {
         _slot: slot,

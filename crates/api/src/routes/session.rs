@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::context::AppContext;
 use crate::error::ApiError;
-use crate::policy::ip_write_check;
+use crate::policy::count_ip_write;
 use crate::request::json_body;
 use crate::response::{Body, json};
 use crate::views::Session;
@@ -28,13 +28,7 @@ pub(crate) async fn create(
     let nickname = Nickname::parse(&body.nickname)?;
     let now = ctx.platform.now();
 
-    let decision = ctx
-        .store
-        .hit_rate_limits(&[ip_write_check(ctx, req)], now)
-        .await?;
-    if !decision.allowed {
-        return Err(ApiError::rate_limited(decision, now));
-    }
+    count_ip_write(ctx, req, now).await?;
 
     let session_id = SessionId::from_random(ctx.platform.random_bytes());
     let claims = SessionClaims::new(session_id.clone(), &nickname, now);

@@ -2,9 +2,6 @@
 //! a temporary data directory, and speaks to it over HTTP like a client.
 #![allow(dead_code)]
 
-/// A Chroma server a test can stop and start again (an outage).
-pub mod chroma;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -17,7 +17,8 @@
 //!   panicking page loses that page only (the panic message still goes to
 //!   stderr through the process's panic hook). A stack overflow cannot be
 //!   caught (it aborts the process), so recursion through nested forms is
-//!   bounded before extraction (see `forms`);
+//!   bounded before extraction (see `forms`), and so are walks up the page
+//!   tree (see `page_tree`);
 //! - within size budgets: files over [`MAX_FILE_BYTES`] are refused before
 //!   parsing, and extraction stops with [`KnowledgeError::TextTooLarge`] once
 //!   the text passes [`MAX_EXTRACTED_TEXT_BYTES`].
@@ -44,6 +45,7 @@ use crate::folder::MAX_FILE_BYTES;
 
 mod forms;
 pub(crate) mod inflate;
+mod page_tree;
 
 use inflate::{Budget, MAX_DECODED_BYTES};
 
@@ -235,6 +237,7 @@ fn extract_pages(
 ///   went missing. They are rewritten to the equivalent `T*` + `Tj` (with
 ///   `Tw`/`Tc` for `"`), in pages and in form XObjects.
 fn prepare(doc: &mut lopdf::Document, limits: &ReadLimits) {
+    page_tree::break_parent_cycles(doc);
     forms::break_form_recursion(doc);
     for object in doc.objects.values_mut() {
         let lopdf::Object::Stream(stream) = object else {

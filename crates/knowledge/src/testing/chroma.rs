@@ -1,8 +1,8 @@
-//! A real Chroma server (`chroma run`) on a free port, that a test can stop
-//! and start again on the same port and data folder (an outage). The
-//! executable is `$CHROMA_BIN`, else `chroma` on the PATH, else the
-//! workspace's `.venv-chroma/bin/chroma` (`scripts/test` installs it), as in
-//! `crates/knowledge/tests/chroma.rs`.
+//! A real Chroma server (`chroma run`) for tests, on a free port, with its
+//! data in a temporary folder; a test can stop it and start it again on the
+//! same port and data (an outage). The executable is `$CHROMA_BIN`, else
+//! `chroma` on the PATH, else the workspace's `.venv-chroma/bin/chroma`
+//! (`scripts/test` installs it there).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,7 +21,7 @@ impl Drop for ChromaServer {
     }
 }
 
-pub fn chroma_binary() -> PathBuf {
+fn chroma_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("CHROMA_BIN").filter(|b| !b.is_empty()) {
         return PathBuf::from(bin);
     }
@@ -60,6 +60,11 @@ impl ChromaServer {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the server wrote to its log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("chroma.log")).unwrap_or_default()
     }
 
     /// Kills the server (SIGKILL, as a crash); its data stays on disk.
@@ -111,7 +116,7 @@ impl ChromaServer {
                 panic!(
                     "{} exited ({status}) before answering; log: {}",
                     self.binary.display(),
-                    std::fs::read_to_string(self.dir.path().join("chroma.log")).unwrap_or_default()
+                    self.log()
                 );
             }
             assert!(

@@ -1,4 +1,5 @@
-//! Fixture builders for tests: small PDFs made with `lopdf`, in memory.
+//! Fixture builders for tests: small PDFs made with `lopdf`, in memory, and
+//! (with the `chroma` feature) a real Chroma server to test against.
 //!
 //! Compiled for this crate's tests and, with the `testing` feature, for other
 //! crates' tests (`flowchat-knowledge = { …, features = ["testing"] }` in
@@ -6,6 +7,11 @@
 //!
 //! Text is set in Helvetica with WinAnsi encoding: characters outside
 //! Latin-1 come out as `?`.
+
+#[cfg(feature = "chroma")]
+mod chroma;
+#[cfg(feature = "chroma")]
+pub use chroma::ChromaServer;
 
 use lopdf::content::{Content, Operation};
 use lopdf::{
