@@ -1,17 +1,26 @@
 //! The answer given when no language model is configured.
 //!
-//! It is built only from retrieved passages: the sentences that share the most
-//! words with the question, quoted as written and cited, after a plain note
-//! that no language model is configured. When no passage shares a word with
-//! the question it says so instead of quoting something unrelated. Nothing is
-//! paraphrased or invented, and the same input always gives the same answer.
+//! It is built only from retrieved passages: from each, the span that holds
+//! the most of the question's terms, weighted by rarity (see `spans`), where
+//! a span is a sentence or a structured line (an option, a table row, a
+//! `key: value` line, a list item, a line of code; see `units`), quoted as
+//! written and cited, best first, after a plain note that no language model
+//! is configured. When no passage shares a word with the question it says so
+//! instead of quoting something unrelated. Nothing is paraphrased or
+//! invented, and the same input always gives the same answer.
 
 use std::collections::HashSet;
 
 use flowchat_domain::model::{AnswerMode, ChatAnswer, Citation};
 
 use crate::index::Passage;
-use crate::query::{query_terms, words};
+use crate::query::query_terms;
+
+mod spans;
+mod units;
+
+use spans::{QuestionTerms, Span, best_span_in};
+use units::{Unit, units};
 
 /// The longest quote (and citation excerpt), in characters.
 pub const MAX_QUOTE_CHARS: usize = 300;
@@ -42,11 +51,15 @@ pub fn extractive_answer(question: &str, passages: &[Passage]) -> ChatAnswer {
     answer.push_str("\n\n");
     let mut sources = String::from("Sources:");
     let mut citations = Vec::with_capacity(picks.len());
-    for (i, (passage, quote)) in picks.into_iter().enumerate() {
+    for (i, (passage, span)) in picks.into_iter().enumerate() {
         let n = i as u32 + 1;
-        answer.push_str(&format!("> {quote} [{n}]\n\n"));
-        sources.push_str(&format!("\n[{n}] {}", source_label(passage)));
-        citations.push(citation(n, passage, quote));
+        let heading = heading_in_force(passage.heading.as_deref(), span.heading.as_ref());
+        answer.push_str(&format!("> {} [{n}]\n\n", span.quote));
+        sources.push_str(&format!(
+            "\n[{n}] {}",
+            source_label(passage, heading.as_deref())
+        ));
+        citations.push(citation(n, passage, span.quote, heading));
     }
     answer.push_str(&sources);
     ChatAnswer {
@@ -56,42 +69,77 @@ pub fn extractive_answer(question: &str, passages: &[Passage]) -> ChatAnswer {
     }
 }
 
-/// `passage` cited as `[index]`. Shared with generative answers so a reader
-/// sees the same fields whichever way the answer was made.
-pub(crate) fn citation(index: u32, passage: &Passage, excerpt: String) -> Citation {
+/// `passage` cited as `[index]`, quoting `excerpt` under `heading`. Shared
+/// with generative answers so a reader sees the same fields whichever way
+/// the answer was made.
+fn citation(index: u32, passage: &Passage, excerpt: String, heading: Option<String>) -> Citation {
     Citation {
         index,
         document_id: passage.document_id.clone(),
         source: passage.source.clone(),
         chunk: passage.chunk,
         page: passage.page,
-        heading: passage.heading.clone(),
+        heading,
         score: passage.score,
         excerpt,
     }
 }
 
-/// The excerpt shown under a citation: the passage's sentences that share
-/// the most `terms`, as extractive quotes are picked, so the reader sees the
-/// part that backs the claim. With no shared term it falls back to the
-/// passage's opening rather than leaving the reader nothing to check.
-pub(crate) fn excerpt(terms: &HashSet<String>, text: &str) -> String {
-    if let Some((_, quote)) = best_quote(terms, text) {
-        return quote;
+/// `passage` cited as `[index]` for a generative answer that drew on it for
+/// `terms`: the excerpt is the span holding the most of them, as extractive
+/// quotes are picked, so the reader sees the part that backs the claim, and
+/// the heading is the one in force there. With no shared term the excerpt
+/// is the passage's opening rather than nothing to check.
+pub(crate) fn cite(index: u32, passage: &Passage, terms: &HashSet<String>) -> Citation {
+    let units = units(&passage.text);
+    let weights = QuestionTerms::new(terms, units.iter().map(|u| u.text.as_str()));
+    if let Some(span) = best_span_in(&weights, &units) {
+        let heading = heading_in_force(passage.heading.as_deref(), span.heading.as_ref());
+        return citation(index, passage, span.quote, heading);
     }
-    let mut opening = sentences(text).join(" ");
+    let mut opening = units
+        .iter()
+        .map(|u| u.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     if opening.is_empty() {
         // Only headings or fences: better raw text than an empty excerpt.
-        opening = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        opening = passage
+            .text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
     }
-    truncate(&opening, MAX_QUOTE_CHARS)
+    citation(
+        index,
+        passage,
+        truncate(&opening, MAX_QUOTE_CHARS),
+        passage.heading.clone(),
+    )
+}
+
+/// The heading path in force at a quote: the chunk's path where it starts
+/// (`chunk_path`, "Guide > Install") updated with the last heading line
+/// inside the chunk before the quote, at its level. Plain text and PDFs have
+/// no path, and a `#` line there is not a heading.
+fn heading_in_force(chunk_path: Option<&str>, inside: Option<&(usize, String)>) -> Option<String> {
+    let (Some(path), Some((level, text))) = (chunk_path, inside) else {
+        return chunk_path.map(str::to_owned);
+    };
+    let mut parts: Vec<&str> = path.split(" > ").collect();
+    if parts.last() == Some(&text.as_str()) {
+        return Some(path.to_owned());
+    }
+    parts.truncate(level.saturating_sub(1));
+    parts.push(text);
+    Some(parts.join(" > "))
 }
 
 /// "guide.md — Guide > Install, page 3": enough to find the passage.
-fn source_label(passage: &Passage) -> String {
+fn source_label(passage: &Passage, heading: Option<&str>) -> String {
     let mut label = passage.source.clone();
     let mut sep = " — ";
-    if let Some(heading) = &passage.heading {
+    if let Some(heading) = heading {
         label.push_str(sep);
         label.push_str(heading);
         sep = ", ";
@@ -102,156 +150,46 @@ fn source_label(passage: &Passage) -> String {
     label
 }
 
-/// The passages worth quoting, with their quotes, in the order given.
-fn pick_quotes<'p>(terms: &HashSet<String>, passages: &'p [Passage]) -> Vec<(&'p Passage, String)> {
+/// The passages worth quoting with their best spans, best span first.
+fn pick_quotes<'p>(terms: &HashSet<String>, passages: &'p [Passage]) -> Vec<(&'p Passage, Span)> {
     if terms.is_empty() {
         return Vec::new();
     }
-    let scored: Vec<(&Passage, usize, String)> = passages
+    let cut: Vec<Vec<Unit>> = passages.iter().map(|p| units(&p.text)).collect();
+    // Rarity is judged over everything that may be quoted.
+    let weights = QuestionTerms::new(terms, cut.iter().flatten().map(|u| u.text.as_str()));
+    let mut scored: Vec<(&Passage, Span)> = passages
         .iter()
-        .filter_map(|p| best_quote(terms, &p.text).map(|(overlap, quote)| (p, overlap, quote)))
+        .zip(&cut)
+        .filter_map(|(p, units)| best_span_in(&weights, units).map(|span| (p, span)))
         .collect();
-    let best = scored
-        .iter()
-        .map(|(_, overlap, _)| *overlap)
-        .max()
-        .unwrap_or(0);
-    // A passage matching far fewer of the question's words than the best one
-    // is more likely noise than help.
-    let floor = best.div_ceil(2).max(1);
-    let mut quoted: Vec<(&Passage, String)> = Vec::new();
-    for (passage, overlap, quote) in scored {
-        if overlap < floor {
+    // Best span first; the better-ranked passage wins a tie (stable sort).
+    scored.sort_by(|a, b| b.1.score.total_cmp(&a.1.score));
+    let Some(best) = scored.first().map(|(_, span)| span.score) else {
+        return Vec::new();
+    };
+    // A span holding far less of the question than the best one is more
+    // likely noise than help.
+    let floor = best / 2.0;
+    let mut quoted: Vec<(&Passage, Span)> = Vec::new();
+    for (passage, span) in scored {
+        if span.score < floor {
             continue;
         }
-        // Overlapping chunks repeat sentences: quote each text once.
+        // Overlapping chunks repeat text: quote each once.
+        let bare = span.quote.trim_matches('…');
         if quoted
             .iter()
-            .any(|(_, q)| q.contains(quote.trim_end_matches('…')) || quote.contains(q.as_str()))
+            .any(|(_, q)| q.quote.contains(bare) || span.quote.contains(q.quote.trim_matches('…')))
         {
             continue;
         }
-        quoted.push((passage, quote));
+        quoted.push((passage, span));
         if quoted.len() == MAX_QUOTED_PASSAGES {
             break;
         }
     }
     quoted
-}
-
-/// The best quote from a passage and how many question terms it holds:
-/// up to two of its sentences sharing the most terms, in text order.
-fn best_quote(terms: &HashSet<String>, text: &str) -> Option<(usize, String)> {
-    let sentences = sentences(text);
-    let overlaps: Vec<usize> = sentences.iter().map(|s| overlap(terms, s)).collect();
-    let mut ranked: Vec<usize> = (0..sentences.len()).filter(|&i| overlaps[i] > 0).collect();
-    // Most terms first; earlier sentences win ties.
-    ranked.sort_by_key(|&i| (std::cmp::Reverse(overlaps[i]), i));
-    let &first = ranked.first()?;
-
-    let mut chosen = vec![first];
-    if let Some(&second) = ranked.get(1) {
-        let len = |i: usize| sentences[i].chars().count();
-        if len(first) + len(second) + 3 <= MAX_QUOTE_CHARS {
-            chosen.push(second);
-            chosen.sort_unstable();
-        }
-    }
-    let mut quote = String::new();
-    for (k, &i) in chosen.iter().enumerate() {
-        if k > 0 {
-            quote.push_str(if i == chosen[k - 1] + 1 { " " } else { " … " });
-        }
-        quote.push_str(&sentences[i]);
-    }
-    // The terms of all chosen sentences together.
-    let covered = overlap(terms, &quote);
-    Some((covered, truncate(&quote, MAX_QUOTE_CHARS)))
-}
-
-/// How many distinct question terms `sentence` contains.
-fn overlap(terms: &HashSet<String>, sentence: &str) -> usize {
-    words(sentence)
-        .filter(|w| terms.contains(w))
-        .collect::<HashSet<_>>()
-        .len()
-}
-
-/// Sentences of a chunk, whitespace collapsed. Paragraph breaks, list items
-/// and table rows end a sentence; Markdown heading lines and code fences are
-/// left out (the heading is already in the citation).
-fn sentences(text: &str) -> Vec<String> {
-    let mut units: Vec<String> = Vec::new();
-    let mut current = String::new();
-    let flush = |current: &mut String, units: &mut Vec<String>| {
-        if !current.trim().is_empty() {
-            units.push(current.split_whitespace().collect::<Vec<_>>().join(" "));
-        }
-        current.clear();
-    };
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty()
-            || line.starts_with('#')
-            || line.starts_with("```")
-            || line.starts_with("~~~")
-        {
-            flush(&mut current, &mut units);
-            continue;
-        }
-        if let Some(item) = list_item(line) {
-            flush(&mut current, &mut units);
-            current.push_str(item);
-            continue;
-        }
-        if !current.is_empty() {
-            current.push(' ');
-        }
-        current.push_str(line);
-    }
-    flush(&mut current, &mut units);
-    units.iter().flat_map(|u| split_sentences(u)).collect()
-}
-
-/// The text of a list item, quote or table line, without its marker.
-fn list_item(line: &str) -> Option<&str> {
-    for marker in ["- ", "* ", "+ ", "> ", "|"] {
-        if let Some(rest) = line.strip_prefix(marker) {
-            return Some(rest.trim());
-        }
-    }
-    let digits = line.find(|c: char| !c.is_ascii_digit())?;
-    if digits > 0 {
-        let rest = &line[digits..];
-        if let Some(rest) = rest.strip_prefix(". ").or_else(|| rest.strip_prefix(") ")) {
-            return Some(rest.trim());
-        }
-    }
-    None
-}
-
-/// Splits after `.`, `!`, `?` or `…` followed by whitespace.
-fn split_sentences(unit: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut chars = unit.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if matches!(c, '.' | '!' | '?' | '…') {
-            let end = i + c.len_utf8();
-            if chars.peek().is_some_and(|&(_, n)| n.is_whitespace()) {
-                let sentence = unit[start..end].trim();
-                if !sentence.is_empty() {
-                    out.push(sentence.to_owned());
-                }
-                start = end;
-            }
-        }
-    }
-    let rest = unit[start..].trim();
-    if !rest.is_empty() {
-        out.push(rest.to_owned());
-    }
-    out
 }
 
 /// `text` cut to at most `max` characters at a word boundary, ending in "…".
@@ -387,28 +325,85 @@ mod tests {
         assert_eq!(answer, again);
     }
 
+    /// The libtasn1 manual's question (issue 15): the passage holds the
+    /// usage line, which shares the most words with the question, and the
+    /// option line that answers it, which holds its rare ones.
     #[test]
-    fn sentences_follow_paragraphs_and_lists() {
-        let text =
-            "# Title\n\nOne sentence\nwrapped. Two!\n- item one\n- item two\n\n```\ncode\n```";
-        assert_eq!(
-            sentences(text),
-            [
-                "One sentence wrapped.",
-                "Two!",
-                "item one",
-                "item two",
-                "code"
-            ]
+    fn the_option_line_that_answers_is_quoted() {
+        // Page 8 of /usr/share/doc/libtasn1-doc/libtasn1.pdf as the PDF
+        // loader reads it.
+        let text = "asn1Parser reads a single file with ASN.1 definitions and generates a file \
+                    with an array to\nuse with libtasn1 functions.\n\n\
+                    Usage: asn1Parser [OPTION] FILE\n\
+                    Read FILE with ASN.1 definitions and generate\n\
+                    a C array that is used with libtasn1 functions.\n\n\
+                    Mandatory arguments to long options are mandatory for short options too.\n\
+                    -c, --check checks the syntax only\n\
+                    -o, --output=FILE output file\n\
+                    -n, --name=NAME array name\n\
+                    -h, --help display this help and exit\n\
+                    -v, --version output version information and exit\n";
+        let passages = vec![passage("libtasn1.pdf", 7, None, text, 3.0)];
+        let answer = extractive_answer(
+            "Which asn1Parser option only checks the syntax of the ASN.1 definitions file?",
+            &passages,
         );
+        let quote = &answer.citations[0].excerpt;
+        assert!(
+            quote.contains("-c, --check checks the syntax only"),
+            "{quote}"
+        );
+    }
+
+    #[test]
+    fn the_best_span_comes_first_whatever_the_passage_order() {
+        let passages = vec![
+            passage("a.md", 0, None, "The VPN is available to everyone.", 3.0),
+            passage(
+                "b.md",
+                0,
+                None,
+                "To reset the VPN password, open the portal and choose Reset.",
+                2.0,
+            ),
+        ];
+        let answer = extractive_answer("How do I reset my VPN password?", &passages);
+        let sources: Vec<&str> = answer.citations.iter().map(|c| c.source.as_str()).collect();
+        assert_eq!(sources, ["b.md"], "{answer:#?}");
+    }
+
+    #[test]
+    fn citations_carry_the_heading_in_force_at_the_quote() {
+        let text = "## Install\n\nDownload the installer.\n\n### Linux\n\nRun the installer with sudo on Linux.";
+        let passages = vec![passage("guide.md", 1, Some("Guide > Install"), text, 1.0)];
+        let answer = extractive_answer("sudo on linux", &passages);
+        let c = &answer.citations[0];
+        assert_eq!(c.heading.as_deref(), Some("Guide > Install > Linux"));
+        assert!(
+            answer
+                .answer
+                .contains("[1] guide.md — Guide > Install > Linux")
+        );
+        assert_eq!(
+            heading_in_force(Some("Guide > Install"), Some(&(2, "Install".into()))).as_deref(),
+            Some("Guide > Install")
+        );
+        assert_eq!(
+            heading_in_force(Some("Guide > Install > Linux"), Some(&(2, "Usage".into())))
+                .as_deref(),
+            Some("Guide > Usage")
+        );
+        assert_eq!(heading_in_force(None, Some(&(1, "Comment".into()))), None);
     }
 
     #[test]
     fn page_appears_in_the_source_label() {
         let mut p = passage("manual.pdf", 3, None, "x", 1.0);
         p.page = Some(4);
-        assert_eq!(source_label(&p), "manual.pdf — page 4");
-        p.heading = Some("Setup".into());
-        assert_eq!(source_label(&p), "manual.pdf — Setup, page 4");
+        assert_eq!(source_label(&p, None), "manual.pdf — page 4");
+        assert_eq!(
+            source_label(&p, Some("Setup")),
+            "manual.pdf — Setup, page 4"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use flowchat_domain::model::{AnswerMode, ChatAnswer};
 
-use crate::extractive::{citation, excerpt};
+use crate::extractive::cite;
 use crate::index::Passage;
 use crate::query::{is_content_word, words};
 
@@ -48,10 +48,7 @@ pub fn generative_answer(text: &str, sources: &[Passage]) -> ChatAnswer {
 
     let citations = order
         .into_iter()
-        .map(|n| {
-            let passage = &sources[n as usize - 1];
-            citation(n, passage, excerpt(&terms[&n], &passage.text))
-        })
+        .map(|n| cite(n, &sources[n as usize - 1], &terms[&n]))
         .collect();
     ChatAnswer {
         answer: answer.to_owned(),
