@@ -201,6 +201,10 @@ pub async fn conversations(ctx: &Ctx) {
     assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
     assert_eq!(messages[1]["content"], job["answer"]);
     assert_eq!(messages[1]["citations"], job["citations"]);
+    // Each answer says how it was made, as its job did; questions do not.
+    assert_eq!(messages[1]["mode"], job["mode"]);
+    assert!(messages[1]["mode"].is_string(), "{}", full.body);
+    assert!(messages[0].get("mode").is_none(), "{}", full.body);
 
     // Another session sees none of it and cannot delete it.
     let (other, _) = app.session("Bo").await;

@@ -130,6 +130,24 @@ pub enum AnswerMode {
     Generative,
 }
 
+impl AnswerMode {
+    /// The name used in JSON and in stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerMode::Extractive => "extractive",
+            AnswerMode::Generative => "generative",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<AnswerMode> {
+        match raw {
+            "extractive" => Some(AnswerMode::Extractive),
+            "generative" => Some(AnswerMode::Generative),
+            _ => None,
+        }
+    }
+}
+
 /// The finished result of a chat job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatAnswer {
@@ -244,6 +262,11 @@ pub struct Message {
     /// The chat job this message belongs to (the question it asked, or the
     /// answer it produced).
     pub job_id: Option<JobId>,
+    /// How an assistant message was produced, so clients need not guess from
+    /// its text. `None` for questions, and for answers stored before it was
+    /// recorded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mode: Option<AnswerMode>,
     pub created_at: Timestamp,
 }
 

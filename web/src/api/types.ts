@@ -9,6 +9,9 @@ export interface Session {
 
 export type JobStatus = "queued" | "running" | "succeeded" | "failed";
 
+/** How an answer was made: quoted from the documents, or written by a language model. */
+export type AnswerMode = "extractive" | "generative";
+
 export interface Citation {
   index: number;
   document_id: string;
@@ -27,7 +30,7 @@ export interface ChatJob {
   conversation_id?: string | null;
   attempts: number;
   answer?: string | null;
-  mode?: "generative" | "extractive" | null;
+  mode?: AnswerMode | null;
   citations?: Citation[] | null;
   partial?: string | null;
   error?: string | null;
@@ -54,6 +57,8 @@ export interface Message {
   content: string;
   citations?: Citation[] | null;
   job_id?: string | null;
+  /** How an answer was made; absent on questions and on older answers. */
+  mode?: AnswerMode | null;
   created_at: string;
 }
 

@@ -84,6 +84,11 @@ describe("answer text helpers", () => {
     expect(stripSourcesBlock("Text [1]\n\nSources:\n[1] a.md", cites)).toBe("Text [1]");
     expect(stripSourcesBlock("Sources: are listed below.\n\nMore text", cites)).toBe("Sources: are listed below.\n\nMore text");
     expect(stripSourcesBlock("Text\n\nSources:\n[1] a.md", [])).toBe("Text\n\nSources:\n[1] a.md");
+    // The mode decides when the server says it: a model's own list stays.
+    expect(stripSourcesBlock("Text [1]\n\nSources:\n[1] a.md", cites, "extractive")).toBe("Text [1]");
+    expect(stripSourcesBlock("Text [1]\n\nSources:\n[1] a.md", cites, "generative")).toBe(
+      "Text [1]\n\nSources:\n[1] a.md",
+    );
   });
 
   it("labels citations by source, heading and page", () => {

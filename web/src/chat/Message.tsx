@@ -67,7 +67,10 @@ function AnswerBody({ message, onRetry, onReconnect }: MessageProps) {
 function Answer({ message }: { message: ViewMessage }) {
   const prefix = `cite${useId().replace(/[^A-Za-z0-9_-]/g, "")}`;
   const citations = useMemo(() => message.citations ?? [], [message.citations]);
-  const text = useMemo(() => stripSourcesBlock(message.content, citations), [message.content, citations]);
+  const text = useMemo(
+    () => stripSourcesBlock(message.content, citations, message.mode),
+    [message.content, citations, message.mode],
+  );
   const indexes = useMemo(() => citations.map((c) => c.index), [citations]);
   const labels = useMemo(() => new Map(citations.map((c) => [c.index, citationLabel(c)])), [citations]);
 

@@ -1,14 +1,21 @@
-import type { Citation } from "../api/types";
+import type { AnswerMode, Citation } from "../api/types";
 
 /**
  * An extractive answer ends with a plain-text list of its sources
  * ("Sources:" then one `[n] label` line each). When the structured citations
  * are shown below the answer that block only repeats them, so it is removed.
+ * A generative answer is the model's text and is shown as written; answers
+ * stored before the server recorded a mode (`mode` unknown) are recognised
+ * by the block's shape.
  */
 const TRAILING_SOURCES = /(?:^|\n)[ \t]*Sources:[ \t]*(?:\r?\n[ \t]*\[\d+\][^\n]*)+\s*$/;
 
-export function stripSourcesBlock(text: string, citations: readonly Citation[] | null | undefined): string {
-  if (!citations || citations.length === 0) return text;
+export function stripSourcesBlock(
+  text: string,
+  citations: readonly Citation[] | null | undefined,
+  mode?: AnswerMode | null,
+): string {
+  if (!citations || citations.length === 0 || mode === "generative") return text;
   return text.replace(TRAILING_SOURCES, "").trimEnd();
 }
 

@@ -82,7 +82,7 @@ function toView(conversation: Conversation): { messages: ViewMessage[]; pending?
   const messages: ViewMessage[] = conversation.messages.map((m, i) =>
     m.role === "user"
       ? { key: `u-${m.job_id ?? i}-${i}`, role: "user", content: m.content }
-      : { key: `a-${m.job_id ?? i}-${i}`, role: "assistant", content: m.content, citations: m.citations ?? [], phase: "done" },
+      : { key: `a-${m.job_id ?? i}-${i}`, role: "assistant", content: m.content, citations: m.citations ?? [], mode: m.mode ?? null, phase: "done" },
   );
 
   let pending: PendingJob | undefined;
@@ -343,7 +343,7 @@ export class ThreadStore {
           if (signal.aborted) return;
           forgetPending(conversationId, jobId);
           if (job.status === "succeeded") {
-            patch(() => ({ phase: "done", status: job.status, content: job.answer ?? "", citations: job.citations ?? [] }));
+            patch(() => ({ phase: "done", status: job.status, content: job.answer ?? "", citations: job.citations ?? [], mode: job.mode ?? null }));
             this.set({ announcement: "Answer ready." });
           } else {
             patch(() => ({ phase: "failed", status: job.status, content: "", error: failedSentence(job) }));

@@ -1,4 +1,4 @@
-import type { Citation, JobStatus } from "../api/types";
+import type { AnswerMode, Citation, JobStatus } from "../api/types";
 
 /**
  * One message as the thread shows it. Assistant messages carry the state of
@@ -16,6 +16,8 @@ export interface ViewMessage {
   role: "user" | "assistant";
   content: string;
   citations?: Citation[] | null;
+  /** How a finished answer was made, when the server said. */
+  mode?: AnswerMode | null;
   phase?: AnswerPhase;
   /** Job status while waiting, and the error of an attempt that will be retried. */
   status?: JobStatus;

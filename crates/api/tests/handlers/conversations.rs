@@ -44,6 +44,7 @@ async fn a_session_lists_reads_and_deletes_its_conversations() {
                     "content": "150 euros [1].",
                     "citations": citations,
                     "job_id": job_id,
+                    "mode": "extractive",
                     "created_at": "2025-01-01T00:00:00Z",
                 },
             ],

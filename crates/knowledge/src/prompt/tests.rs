@@ -25,6 +25,7 @@ fn message(role: Role, content: &str) -> Message {
         content: content.to_owned(),
         citations: Vec::new(),
         job_id: None,
+        mode: None,
         created_at: Timestamp::from_millis(0),
     }
 }

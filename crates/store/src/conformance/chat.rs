@@ -289,6 +289,15 @@ pub async fn complete_chat_is_idempotent<H: Harness>(h: &H) {
     assert_eq!(message.content, reply.answer);
     assert_eq!(message.citations, reply.citations);
     assert_eq!(message.job_id.as_ref(), Some(&submitted.id));
+    assert_eq!(
+        message.mode,
+        Some(reply.mode),
+        "the answer's mode is recorded"
+    );
+    assert_eq!(
+        conversation_now.messages[0].mode, None,
+        "a question has none"
+    );
     assert_eq!(message.created_at, at(100));
     assert_eq!(conversation_now.updated_at, at(100));
     let listed = store.list_conversations(&session).await.expect("list");

@@ -4,7 +4,8 @@
 //! answer.
 
 use flowchat_domain::model::{
-    ChatAnswer, Citation, Conversation, ConversationSummary, Job, JobPayload, Message, Role,
+    AnswerMode, ChatAnswer, Citation, Conversation, ConversationSummary, Job, JobPayload, Message,
+    Role,
 };
 use flowchat_domain::{ConversationId, JobId, SessionId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -124,8 +125,8 @@ pub(super) fn append_answer(
 ) -> Result<(), StoreError> {
     let appended = conn
         .prepare_cached(
-            "INSERT INTO messages (conversation_id, role, content, citations, job_id, created_at)
-             SELECT ?1, 'assistant', ?2, ?3, ?4, ?5
+            "INSERT INTO messages (conversation_id, role, content, citations, job_id, mode, created_at)
+             SELECT ?1, 'assistant', ?2, ?3, ?4, ?5, ?6
              WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?1)
              ON CONFLICT DO NOTHING",
         )?
@@ -134,6 +135,7 @@ pub(super) fn append_answer(
             answer.answer,
             to_json(&answer.citations)?,
             job_id.as_str(),
+            answer.mode.as_str(),
             now_ms
         ])?;
     if appended > 0 {
@@ -190,15 +192,17 @@ pub(super) async fn get(
     store.run(move |conn, _| get_tx(conn, id)).await
 }
 
-fn read_message(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, Option<String>, i64)> {
+/// role, content, citations, job id, mode, created at.
+type MessageRow = (String, String, String, Option<String>, Option<String>, i64);
+
+fn read_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,
         row.get(2)?,
         row.get(3)?,
         row.get(4)?,
+        row.get(5)?,
     ))
 }
 
@@ -218,7 +222,7 @@ fn get_tx(conn: &mut Connection, id: ConversationId) -> Result<Option<Conversati
     };
     let rows: Vec<_> = tx
         .prepare_cached(
-            "SELECT role, content, citations, job_id, created_at FROM messages
+            "SELECT role, content, citations, job_id, mode, created_at FROM messages
              WHERE conversation_id = ?1 ORDER BY id",
         )?
         .query_map([id.as_str()], read_message)?
@@ -226,13 +230,19 @@ fn get_tx(conn: &mut Connection, id: ConversationId) -> Result<Option<Conversati
     drop(tx);
     let messages = rows
         .into_iter()
-        .map(|(role, content, citations, job_id, created_at)| {
+        .map(|(role, content, citations, job_id, mode, created_at)| {
             Ok(Message {
                 role: Role::parse(&role)
                     .ok_or_else(|| corrupt("message role", format!("unknown role {role:?}")))?,
                 content,
                 citations: from_json::<Vec<Citation>>("message citations", &citations)?,
                 job_id: job_id.map(JobId::from_trusted),
+                mode: mode
+                    .map(|m| {
+                        AnswerMode::parse(&m)
+                            .ok_or_else(|| corrupt("message mode", format!("unknown mode {m:?}")))
+                    })
+                    .transpose()?,
                 created_at: Timestamp::from_millis(created_at),
             })
         })

@@ -9,7 +9,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// The schema version this build creates and understands.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -137,6 +137,12 @@ INSERT INTO document_owners (owner, expires_at)
     WHERE owner != 'shared' GROUP BY owner;
 "#;
 
+/// v4 → v5: how an assistant message was produced (`extractive` or
+/// `generative`); NULL for questions and for answers stored before.
+const MIGRATION_V5: &str = r#"
+ALTER TABLE messages ADD COLUMN mode TEXT;
+"#;
+
 /// The pragmas every connection runs with: WAL (readers never block the
 /// writer), a busy timeout, foreign keys.
 pub(super) fn configure(conn: &Connection) -> Result<(), StoreError> {
@@ -187,7 +193,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version < 4 {
         tx.execute_batch(MIGRATION_V4)?;
     }
-    // Later versions: `if version < 5 { ... }`.
+    if version < 5 {
+        tx.execute_batch(MIGRATION_V5)?;
+    }
+    // Later versions: `if version < 6 { ... }`.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -441,6 +450,38 @@ mod tests {
                 .unwrap(),
             vec![flowchat_domain::SessionId::from_trusted("ana")]
         );
+    }
+
+    /// Answers stored before v5 read back without a mode (not a guessed
+    /// one); new answers record theirs.
+    #[tokio::test]
+    async fn a_version_4_file_keeps_its_answers_without_a_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in [SCHEMA_V1, MIGRATION_V2, MIGRATION_V3, MIGRATION_V4] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute_batch(
+                "INSERT INTO conversations (id, owner, title, created_at, updated_at)
+                     VALUES ('c1', 'ana', 'Leave', 1, 1);
+                 INSERT INTO messages (conversation_id, role, content, citations, job_id, created_at)
+                     VALUES ('c1', 'user', 'How much leave?', '[]', 'j1', 1),
+                            ('c1', 'assistant', '30 days.', '[]', 'j1', 2);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let conversation = store
+            .get_conversation(&flowchat_domain::ConversationId::from_trusted("c1"))
+            .await
+            .unwrap()
+            .expect("kept");
+        let modes: Vec<_> = conversation.messages.iter().map(|m| m.mode).collect();
+        assert_eq!(modes, [None, None]);
+        assert_eq!(conversation.messages[1].content, "30 days.");
     }
 
     /// A v3 step that fails (the column is already there) leaves the file

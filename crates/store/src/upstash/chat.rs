@@ -3,7 +3,8 @@
 //! deleting conversations, and what a completed chat job appends.
 
 use flowchat_domain::model::{
-    ChatAnswer, Citation, Conversation, ConversationSummary, Job, JobPayload, Message, Role,
+    AnswerMode, ChatAnswer, Citation, Conversation, ConversationSummary, Job, JobPayload, Message,
+    Role,
 };
 use flowchat_domain::{ConversationId, JobId, SessionId, Timestamp};
 use flowchat_upstash::{Arg, Command, Value};
@@ -32,6 +33,9 @@ struct StoredMessage {
     citations: Vec<Citation>,
     #[serde(default)]
     job_id: Option<JobId>,
+    /// Absent for questions and for answers stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<AnswerMode>,
     /// Milliseconds since the epoch.
     created_at: i64,
 }
@@ -43,6 +47,7 @@ impl StoredMessage {
             content: self.content,
             citations: self.citations,
             job_id: self.job_id,
+            mode: self.mode,
             created_at: Timestamp::from_millis(self.created_at),
         }
     }
@@ -69,6 +74,7 @@ impl UpstashStore {
             content: answer.answer.clone(),
             citations: answer.citations.clone(),
             job_id: Some(job.clone()),
+            mode: Some(answer.mode),
             created_at: now.as_millis(),
         };
         let args = vec![
@@ -110,6 +116,7 @@ pub(super) async fn submit(
         content: message,
         citations: Vec::new(),
         job_id: Some(job_id.clone()),
+        mode: None,
         created_at: now.as_millis(),
     };
     let (rate_keys, rate_args) = store.rate_parts(&rate_checks, now);
