@@ -98,21 +98,55 @@ pub(crate) struct ChatCompletion<'a> {
     pub conversation_id: &'a ConversationId,
     pub response: &'a str,
     pub context: Vec<CompletionSource<'a>>,
+    /// The passages the answer cites, as `POST /api/chat` gives them.
+    pub citations: &'a [Citation],
     pub created_at: Timestamp,
 }
 
-/// One cited passage, in the original contract's words.
+/// One passage retrieved for the answer, whole, as the original contract's
+/// `context` returned it (`content`, `score`), with where it comes from.
 #[derive(Serialize)]
 pub(crate) struct CompletionSource<'a> {
     pub document_id: &'a DocumentId,
+    pub source: &'a str,
+    pub chunk: u32,
+    pub page: Option<u32>,
+    pub heading: Option<&'a str>,
     pub score: f64,
     pub content: &'a str,
+}
+
+impl<'a> CompletionSource<'a> {
+    /// The answer's retrieved passages; for a result stored before they
+    /// were kept (an older drain), its citations' excerpts.
+    pub(crate) fn all(answer: &'a model::ChatAnswer) -> Vec<CompletionSource<'a>> {
+        if answer.context.is_empty() {
+            return answer.citations.iter().map(Self::from).collect();
+        }
+        answer
+            .context
+            .iter()
+            .map(|p| CompletionSource {
+                document_id: &p.document_id,
+                source: &p.source,
+                chunk: p.chunk,
+                page: p.page,
+                heading: p.heading.as_deref(),
+                score: p.score,
+                content: &p.text,
+            })
+            .collect()
+    }
 }
 
 impl<'a> From<&'a Citation> for CompletionSource<'a> {
     fn from(c: &'a Citation) -> Self {
         CompletionSource {
             document_id: &c.document_id,
+            source: &c.source,
+            chunk: c.chunk,
+            page: c.page,
+            heading: c.heading.as_deref(),
             score: c.score,
             content: &c.excerpt,
         }

@@ -209,6 +209,21 @@ async fn synchronous_completions_contract() {
             .contains("Core hours")
     );
     assert_eq!(context[0]["document_id"].as_str().unwrap().len(), 32);
+    // Whole passages with where they come from (issue 15): longer than the
+    // excerpt the citation quotes from the same chunk.
+    assert!(context[0]["source"].as_str().unwrap().ends_with(".md"));
+    assert!(context[0]["chunk"].is_u64());
+    let citations = r.body["citations"].as_array().unwrap();
+    assert!(!citations.is_empty(), "{}", r.body);
+    let cited = context
+        .iter()
+        .find(|p| {
+            p["document_id"] == citations[0]["document_id"] && p["chunk"] == citations[0]["chunk"]
+        })
+        .expect("the cited passage is in the context");
+    let excerpt = citations[0]["excerpt"].as_str().unwrap();
+    let content = cited["content"].as_str().unwrap();
+    assert!(content.len() > excerpt.len(), "{content:?} vs {excerpt:?}");
 
     // With a token, the answer lands in the caller's conversation.
     let (token, _) = app.session("carol").await;

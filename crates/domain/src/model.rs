@@ -154,6 +154,29 @@ pub struct ChatAnswer {
     pub answer: String,
     pub citations: Vec<Citation>,
     pub mode: AnswerMode,
+    /// The passages the answer was made from, whole (the extractive answer's
+    /// search results, or the sources given to the model), for the original
+    /// API's `context`. Empty in results stored before it was kept.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub context: Vec<Passage>,
+}
+
+/// One retrieved chunk, with what a citation needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Passage {
+    pub document_id: DocumentId,
+    /// The document's name.
+    pub source: String,
+    /// The chunk's position within its document.
+    pub chunk: u32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub page: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub heading: Option<String>,
+    pub text: String,
+    /// Relevance, higher is better, always > 0. Comparable within one result
+    /// list only (BM25 scores depend on the whole corpus).
+    pub score: f64,
 }
 
 /// The finished result of an ingest job.

@@ -61,21 +61,8 @@ pub struct SearchQuery<'a> {
     pub embedding: Option<&'a [f32]>,
 }
 
-/// One retrieved chunk, with what a citation needs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Passage {
-    pub document_id: DocumentId,
-    /// The document's name.
-    pub source: String,
-    /// The chunk's position within its document.
-    pub chunk: u32,
-    pub page: Option<u32>,
-    pub heading: Option<String>,
-    pub text: String,
-    /// Relevance, higher is better, always > 0. Comparable within one result
-    /// list only (BM25 scores depend on the whole corpus).
-    pub score: f64,
-}
+/// One retrieved chunk (defined with the answers that keep it).
+pub use flowchat_domain::model::Passage;
 
 #[async_trait::async_trait]
 pub trait KnowledgeIndex: Send + Sync {

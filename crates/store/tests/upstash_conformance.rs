@@ -357,6 +357,7 @@ async fn keys_are_namespaced_and_expire() {
                 answer: "yes".into(),
                 citations: vec![],
                 mode: AnswerMode::Extractive,
+                context: vec![],
             },
             at(2),
         )

@@ -234,11 +234,8 @@ pub(crate) async fn completions(
             &ChatCompletion {
                 conversation_id: &conversation_id,
                 response: &answer.answer,
-                context: answer
-                    .citations
-                    .iter()
-                    .map(CompletionSource::from)
-                    .collect(),
+                context: CompletionSource::all(answer),
+                citations: &answer.citations,
                 created_at: job.updated_at,
             },
         )),

@@ -1,3 +1,4 @@
+use flowchat_api::Platform;
 use flowchat_domain::model::{IngestReport, JobResult};
 use serde_json::{Value, json};
 
@@ -329,6 +330,40 @@ async fn wait_holds_the_answer_until_the_job_changes() {
     assert!(api.now().millis_since(before) < 25_000);
 }
 
+/// An answer stored by a drain from before the passages were kept has no
+/// `context`: the citations' excerpts stand in, as they did then.
+#[tokio::test]
+async fn completions_of_an_older_answer_give_its_excerpts_as_context() {
+    let api = api().build();
+    let drain = async {
+        tokio::task::yield_now().await;
+        let claim = api.claim_when_queued().await;
+        let mut older = chat_answer("Yes [1].");
+        older.context.clear();
+        api.store
+            .complete_chat(&claim, &older, api.platform.now())
+            .await
+            .unwrap();
+    };
+    let (r, ()) = tokio::join!(
+        api.post("/api/chat/completions")
+            .json(json!({"message": "Laptops?"}))
+            .send(),
+        drain
+    );
+    let body = r.json(200);
+    assert_eq!(body["context"][0]["content"], "a laptop and a headset");
+    assert_eq!(body["context"], {
+        let mut c = body["citations"][0].clone();
+        let o = c.as_object_mut().unwrap();
+        o.remove("index");
+        let excerpt = o.remove("excerpt").unwrap();
+        o.insert("content".into(), excerpt);
+        o.insert("page".into(), Value::Null);
+        json!([c])
+    });
+}
+
 #[tokio::test]
 async fn completions_waits_for_the_answer() {
     let api = api().build();
@@ -350,10 +385,25 @@ async fn completions_waits_for_the_answer() {
         &json!({
             "conversation_id": conversation_id,
             "response": "Ten o'clock [1].",
+            // The passage retrieved, whole, as the original API gave it.
             "context": [{
                 "document_id": "0123456789abcdef0123456789abcdef",
+                "source": "policy.md",
+                "chunk": 0,
+                "page": null,
+                "heading": "Equipment",
                 "score": 1.5,
-                "content": "a laptop and a headset",
+                "content": "## Equipment\n\nEveryone gets a laptop and a headset.",
+            }],
+            // The citations keep their own field.
+            "citations": [{
+                "index": 1,
+                "document_id": "0123456789abcdef0123456789abcdef",
+                "source": "policy.md",
+                "chunk": 0,
+                "heading": "Equipment",
+                "score": 1.5,
+                "excerpt": "a laptop and a headset",
             }],
             "created_at": job.updated_at,
         })

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use flowchat_api::{AppContext, ClientIp, Platform};
 use flowchat_domain::DocumentId;
 use flowchat_domain::Timestamp;
-use flowchat_domain::model::{AnswerMode, ChatAnswer, Citation, Job, JobResult};
+use flowchat_domain::model::{AnswerMode, ChatAnswer, Citation, Job, JobResult, Passage};
 use flowchat_store::{ClaimRequest, ClaimedJob, Store};
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -351,6 +351,16 @@ pub fn chat_answer(answer: &str) -> ChatAnswer {
             excerpt: "a laptop and a headset".to_owned(),
         }],
         mode: AnswerMode::Extractive,
+        context: vec![Passage {
+            document_id: DocumentId::parse("0123456789abcdef0123456789abcdef", "document_id")
+                .unwrap(),
+            source: "policy.md".to_owned(),
+            chunk: 0,
+            page: None,
+            heading: Some("Equipment".to_owned()),
+            text: "## Equipment\n\nEveryone gets a laptop and a headset.".to_owned(),
+            score: 1.5,
+        }],
     }
 }
 

@@ -44,6 +44,7 @@ pub fn extractive_answer(question: &str, passages: &[Passage]) -> ChatAnswer {
             answer: NOTHING_FOUND.to_owned(),
             citations: Vec::new(),
             mode: AnswerMode::Extractive,
+            context: passages.to_vec(),
         };
     }
 
@@ -66,6 +67,7 @@ pub fn extractive_answer(question: &str, passages: &[Passage]) -> ChatAnswer {
         answer,
         citations,
         mode: AnswerMode::Extractive,
+        context: passages.to_vec(),
     }
 }
 

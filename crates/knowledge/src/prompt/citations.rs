@@ -54,6 +54,7 @@ pub fn generative_answer(text: &str, sources: &[Passage]) -> ChatAnswer {
         answer: answer.to_owned(),
         citations,
         mode: AnswerMode::Generative,
+        context: sources.to_vec(),
     }
 }
 

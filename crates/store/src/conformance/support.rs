@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flowchat_domain::model::{
     AnswerMode, ChatAnswer, Citation, Conversation, DocumentOrigin, DocumentOwner, DocumentRecord,
-    DocumentStatus, Job, JobPayload, Message, Role,
+    DocumentStatus, Job, JobPayload, Message, Passage, Role,
 };
 use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
 
@@ -153,6 +153,15 @@ pub(super) fn answer(text: &str) -> ChatAnswer {
             excerpt: "Employees get 30 days.".to_owned(),
         }],
         mode: AnswerMode::Generative,
+        context: vec![Passage {
+            document_id: DocumentId::for_content(b"handbook"),
+            source: "handbook.pdf".to_owned(),
+            chunk: 3,
+            page: Some(7),
+            heading: Some("Leave".to_owned()),
+            text: "Leave\n\nEmployees get 30 days. Ask your manager first.".to_owned(),
+            score: 0.75,
+        }],
     }
 }
 
