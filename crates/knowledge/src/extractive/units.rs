@@ -179,7 +179,9 @@ fn collapse(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Splits after `.`, `!`, `?` or `…` followed by whitespace.
+/// Splits after `.`, `!`, `?` or `…` followed by whitespace, unless the
+/// next word starts in lower case ("e.g. this", "i.e. that", "vs. them"):
+/// that is an abbreviation, not a sentence end.
 pub(super) fn split_sentences(unit: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -187,7 +189,10 @@ pub(super) fn split_sentences(unit: &str) -> Vec<String> {
     while let Some((i, c)) = chars.next() {
         if matches!(c, '.' | '!' | '?' | '…') {
             let end = i + c.len_utf8();
-            if chars.peek().is_some_and(|&(_, n)| n.is_whitespace()) {
+            let next_word = unit[end..].trim_start().chars().next();
+            if chars.peek().is_some_and(|&(_, n)| n.is_whitespace())
+                && !next_word.is_some_and(char::is_lowercase)
+            {
                 let sentence = unit[start..end].trim();
                 if !sentence.is_empty() {
                     out.push(sentence.to_owned());
