@@ -2,7 +2,12 @@
 //! generated Markdown corpus and a generated multi-page PDF. Reports
 //! numbers; asserts nothing.
 //!
-//! `cargo run --release -p flowchat-knowledge --example ingest_bench -- [markdown MB] [pdf pages]`
+//! `cargo run --release -p flowchat-knowledge --example ingest_bench -- [markdown MB] [pdf pages] [folder]`
+//!
+//! With a folder (e.g. `/usr/share/doc/nodejs/api`, Debian's `nodejs-doc`),
+//! also ingests each Markdown file in it the way the drain does — load,
+//! chunk, then index in a fresh SQLite index (words only, no vectors) — and
+//! reports load + chunk + index in MB/s of input, on one thread.
 //!
 //! Defaults: 5 MB of Markdown, a 300-page PDF (about 2 MB, uncompressed
 //! content streams, 12 pt Helvetica). The PDF is built with
@@ -11,8 +16,12 @@
 
 use std::time::{Duration, Instant};
 
+use flowchat_domain::DocumentId;
+use flowchat_domain::model::DocumentOwner;
 use flowchat_knowledge::testing::pdf_with_pages;
-use flowchat_knowledge::{ChunkSettings, chunk_document, load};
+use flowchat_knowledge::{
+    ChunkSettings, IndexedDocument, KnowledgeIndex, SqliteIndex, chunk_document, load,
+};
 
 /// xorshift64*: deterministic and dependency-free.
 struct Rng(u64);
@@ -122,10 +131,62 @@ fn report(label: &str, input: usize, text: usize, load: Duration, chunk: Duratio
     );
 }
 
-fn main() {
+/// Load, chunk and index every `.md` file of `folder`, timing each stage.
+async fn ingest_folder(folder: &str, settings: &ChunkSettings) {
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .expect("read the folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    files.sort();
+    let dir = std::env::temp_dir().join(format!("flowchat-ingest-bench-{}", std::process::id()));
+    let index = SqliteIndex::open(dir.join("index.sqlite")).expect("open index");
+    let (mut input, mut chunks) = (0usize, 0usize);
+    let (mut loading, mut chunking, mut indexing) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for path in &files {
+        let bytes = std::fs::read(path).expect("read a file");
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        input += bytes.len();
+        let started = Instant::now();
+        let doc = load(&name, &bytes).expect("load");
+        loading += started.elapsed();
+        let started = Instant::now();
+        let pieces = chunk_document(&doc, settings).expect("chunk");
+        chunking += started.elapsed();
+        chunks += pieces.len();
+        let started = Instant::now();
+        index
+            .replace_document(IndexedDocument {
+                id: DocumentId::for_content(&bytes),
+                name,
+                owner: DocumentOwner::Shared,
+                size_bytes: bytes.len() as u64,
+                chunks: pieces,
+                embeddings: None,
+            })
+            .await
+            .expect("index");
+        indexing += started.elapsed();
+    }
+    let total = loading + chunking + indexing;
+    println!(
+        "folder    {} files, {:.2} MB, {chunks} chunks | load {loading:.2?} | chunk {chunking:.2?} | \
+         index {indexing:.2?} | load+chunk+index {total:.2?} = {:.2} MB/s of input",
+        files.len(),
+        mb(input),
+        mb(input) / total.as_secs_f64(),
+    );
+    drop(index);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
     let mut args = std::env::args().skip(1);
     let markdown_mb: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5.0);
     let pdf_page_count: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
+    let folder = args.next();
     let settings = ChunkSettings::default();
     println!(
         "chunk settings: {} tokens, {} overlap",
@@ -172,4 +233,7 @@ fn main() {
         "pdf: {pdf_page_count} pages, {:.1} pages/s extracted",
         pdf_page_count as f64 / loaded.as_secs_f64()
     );
+    if let Some(folder) = folder {
+        ingest_folder(&folder, &settings).await;
+    }
 }

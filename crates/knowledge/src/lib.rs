@@ -27,7 +27,7 @@ pub mod testing;
 
 #[cfg(feature = "chroma")]
 pub use chroma::{ChromaIndex, ChromaSettings, DEFAULT_TIMEOUT_MS as CHROMA_DEFAULT_TIMEOUT_MS};
-pub use chunking::{Chunk, ChunkSettings, chunk_document, count_tokens};
+pub use chunking::{Chunk, ChunkSettings, NEAR_LIMIT_TOKENS, chunk_document, count_tokens};
 pub use embed::{ChunkEmbedder, embed_chunks, embed_missing};
 pub use error::KnowledgeError;
 pub use extractive::extractive_answer;

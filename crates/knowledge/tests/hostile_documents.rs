@@ -3,8 +3,8 @@
 //! (docs/security.md, "Denial of service").
 
 use flowchat_knowledge::{
-    Chunk, ChunkSettings, KnowledgeError, MAX_EXTRACTED_TEXT_BYTES, chunk_document, count_tokens,
-    load,
+    Chunk, ChunkSettings, KnowledgeError, MAX_EXTRACTED_TEXT_BYTES, NEAR_LIMIT_TOKENS,
+    chunk_document, count_tokens, load,
 };
 
 const MB: usize = 1024 * 1024;
@@ -19,7 +19,9 @@ fn assert_within_limits(chunks: &[Chunk], settings: &ChunkSettings) {
             c.token_count
         );
         assert!(c.token_count > 0);
-        assert_eq!(c.token_count as usize, count_tokens(&c.text));
+        // Exact near the limit; from the window's tokenization elsewhere.
+        assert!(count_tokens(&c.text) <= settings.max_tokens);
+        assert!((c.token_count as usize).abs_diff(count_tokens(&c.text)) <= NEAR_LIMIT_TOKENS);
     }
 }
 
