@@ -224,6 +224,42 @@ pub async fn conversations(ctx: &Ctx) {
         .problem(400);
 }
 
+/// 👍/👎 on an answer: given, changed (the second replaces the first),
+/// refused for another session exactly like a missing answer.
+pub async fn feedback(ctx: &Ctx) {
+    let app = &ctx.a;
+    let (token, _) = app.session("Ana").await;
+    let job = app
+        .ask(&token, "How much is the allowance for a desk chair?", None)
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let job_id = job["job_id"].as_str().unwrap();
+    let path = format!("/api/chat/{job_id}/feedback");
+
+    let given = app.put(&path, Some(&token), json!({"rating": "up"})).await;
+    assert_eq!(given.status, 204, "{}", given.body);
+    let changed = app
+        .put(
+            &path,
+            Some(&token),
+            json!({"rating": "down", "comment": "The amount is out of date."}),
+        )
+        .await;
+    assert_eq!(changed.status, 204, "{}", changed.body);
+
+    let bad = app.put(&path, Some(&token), json!({"rating": "meh"})).await;
+    let problem = bad.problem(400);
+    assert_eq!(problem["field"], "rating", "{problem}");
+    app.put(&path, None, json!({"rating": "up"}))
+        .await
+        .problem(401);
+
+    let (other, _) = app.session("Bo").await;
+    app.put(&path, Some(&other), json!({"rating": "down"}))
+        .await
+        .problem(404);
+}
+
 pub async fn completions(ctx: &Ctx) {
     let r = ctx
         .a

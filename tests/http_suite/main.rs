@@ -63,6 +63,7 @@ fn all_cases(runtime: Runtime) -> Vec<Case> {
         chat_long_poll,
         chat_sse,
         conversations,
+        feedback,
         completions,
         documents,
         problems,

@@ -272,9 +272,9 @@ async fn wait_for_port(port: u16, deadline: Instant) -> bool {
 
 // ---------------------------------------------------------------- Vercel
 
-/// The 14 function binaries (`[[bin]]`s of this package, one per `api/`
+/// The 15 function binaries (`[[bin]]`s of this package, one per `api/`
 /// file), keyed by their route as Vercel derives it from the file path.
-pub const FUNCTIONS: [(&str, &str); 14] = [
+pub const FUNCTIONS: [(&str, &str); 15] = [
     ("/api/health/ping", env!("CARGO_BIN_EXE_health_ping")),
     ("/api/health/ready", env!("CARGO_BIN_EXE_health_ready")),
     ("/api/session", env!("CARGO_BIN_EXE_session")),
@@ -283,6 +283,10 @@ pub const FUNCTIONS: [(&str, &str); 14] = [
     (
         "/api/chat/[id]/events",
         env!("CARGO_BIN_EXE_chat_id_events"),
+    ),
+    (
+        "/api/chat/[id]/feedback",
+        env!("CARGO_BIN_EXE_chat_id_feedback"),
     ),
     (
         "/api/chat/completions",

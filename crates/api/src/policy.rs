@@ -195,3 +195,9 @@ pub(crate) fn document_not_found() -> ApiError {
 pub(crate) fn conversation_not_found() -> ApiError {
     ApiError::NotFound("no such conversation".to_owned())
 }
+
+/// Feedback on a job that is not an answer in the caller's conversations
+/// (missing, unanswered, or someone else's: all the same).
+pub(crate) fn answer_not_found() -> ApiError {
+    ApiError::NotFound("no such answer".to_owned())
+}

@@ -9,7 +9,7 @@ use crate::cors;
 use crate::error::{ApiError, problem_response};
 use crate::request::request_id;
 use crate::response::Body;
-use crate::routes::{chat, conversations, documents, events, health, openapi, session};
+use crate::routes::{chat, conversations, documents, events, feedback, health, openapi, session};
 
 /// Answers one request. Never panics on input and never fails: every error
 /// becomes a problem+json response carrying the request id. The body is
@@ -100,6 +100,10 @@ async fn route(ctx: &AppContext, req: &Request<Bytes>) -> Result<Response<Body>,
         ["api", "chat", id, "events"] => match *method {
             Method::GET => events::open(ctx, req, id).await,
             _ => Err(not_allowed(method, "GET")),
+        },
+        ["api", "chat", id, "feedback"] => match *method {
+            Method::PUT => feedback::put(ctx, req, id).await,
+            _ => Err(not_allowed(method, "PUT")),
         },
         ["api", "conversations"] => match *method {
             Method::GET => conversations::list(ctx, req).await,

@@ -186,17 +186,55 @@ pub(crate) struct Conversation<'a> {
     pub title: &'a str,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
-    pub messages: &'a [Message],
+    pub messages: Vec<ConversationMessage<'a>>,
+}
+
+/// A message of a conversation; an answer carries the feedback its reader
+/// gave (the conversation's owner: no one else can), if any.
+#[derive(Serialize)]
+pub(crate) struct ConversationMessage<'a> {
+    #[serde(flatten)]
+    pub message: &'a Message,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<GivenFeedback<'a>>,
+}
+
+/// `{"rating": "up" | "down", "comment": …}` (the comment only when given).
+#[derive(Serialize)]
+pub(crate) struct GivenFeedback<'a> {
+    pub rating: flowchat_domain::FeedbackRating,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<&'a str>,
 }
 
 impl<'a> From<&'a model::Conversation> for Conversation<'a> {
     fn from(c: &'a model::Conversation) -> Self {
+        let feedback_of = |message: &Message| {
+            if message.role != model::Role::Assistant {
+                return None;
+            }
+            let job = message.job_id.as_ref()?;
+            c.feedback
+                .iter()
+                .find(|f| &f.job_id == job && f.session == c.owner)
+                .map(|f| GivenFeedback {
+                    rating: f.rating,
+                    comment: f.comment.as_ref().map(|c| c.as_str()),
+                })
+        };
         Conversation {
             id: &c.id,
             title: &c.title,
             created_at: c.created_at,
             updated_at: c.updated_at,
-            messages: &c.messages,
+            messages: c
+                .messages
+                .iter()
+                .map(|message| ConversationMessage {
+                    message,
+                    feedback: feedback_of(message),
+                })
+                .collect(),
         }
     }
 }

@@ -237,6 +237,52 @@ async fn dead_letters_are_listed_and_replayed() {
     app.server.unwrap().stop().await;
 }
 
+/// Readers' feedback, as operators list it: with the question, the answer
+/// and its sources, newest first; text shortens the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_is_listed_for_operators() {
+    let fake = FakeFlow::start().await;
+    let app = app().flow(&fake).drain_concurrency(0).spawn().await;
+    let (token, _) = app.session("ana").await;
+    let id = app.submit(&token, CHAIR).await;
+    assert!(run(&app, &["--once"]).status.success());
+    let answered = job(&app, &token, &id).await;
+    assert_eq!(answered["status"], "succeeded", "{answered}");
+
+    let empty = run(&app, &["feedback", "list"]);
+    assert_success(&empty);
+    assert_eq!(stdout(&empty).trim(), "no feedback");
+
+    let r = app
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/chat/{id}/feedback"),
+            Some(&token),
+            Some(json!({"rating": "down", "comment": "Out of date."})),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+
+    let list = run(&app, &["feedback", "list", "--json", "--limit", "5"]);
+    assert_success(&list);
+    let listed: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["job_id"], id.as_str());
+    assert_eq!(listed[0]["rating"], "down");
+    assert_eq!(listed[0]["comment"], "Out of date.");
+    assert_eq!(listed[0]["question"], CHAIR);
+    assert_eq!(listed[0]["answer"], answered["answer"]);
+    assert_eq!(listed[0]["citations"], answered["citations"]);
+
+    let text = run(&app, &["feedback", "list"]);
+    assert_success(&text);
+    let text = stdout(&text);
+    assert!(text.contains("👎 down"), "{text}");
+    assert!(text.contains(CHAIR), "{text}");
+    assert!(text.contains("comment:  Out of date."), "{text}");
+    app.server.unwrap().stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_errors_exit_2_and_name_the_variable() {
     let fake = FakeFlow::start().await;

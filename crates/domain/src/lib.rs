@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod document_format;
+pub mod feedback;
 pub mod ids;
 pub mod message;
 pub mod model;
@@ -17,6 +18,7 @@ pub mod token;
 pub mod validation;
 
 pub use config::{Config, ConfigError};
+pub use feedback::{Feedback, FeedbackComment, FeedbackRating, FeedbackView};
 pub use ids::{ConversationId, DocumentId, JobId, SessionId};
 pub use message::MessageText;
 pub use nickname::Nickname;

@@ -311,6 +311,10 @@ pub struct Conversation {
     pub updated_at: Timestamp,
     /// In the order they were written.
     pub messages: Vec<Message>,
+    /// The feedback on its answers (only its owner can give it), in no
+    /// particular order.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub feedback: Vec<crate::Feedback>,
 }
 
 /// The longest conversation title, taken from its first message.

@@ -1,12 +1,13 @@
-//! The operator's commands on the queue: `stats` and `dead-letters`, printed
-//! for people or as JSON; and the dispatch of the index operations (`ops`).
+//! The operator's commands on the queue: `stats` and `dead-letters`, and
+//! readers' `feedback`, printed for people or as JSON; and the dispatch of
+//! the index operations (`ops`).
 
 use flowchat_config::DrainConfig;
 use flowchat_domain::JobId;
 use flowchat_domain::config::StoreKind;
 
 use crate::error::CliError;
-use crate::{Command, DeadLetterCommand, ops};
+use crate::{Command, DeadLetterCommand, FeedbackCommand, ops};
 
 pub async fn run(config: &DrainConfig, command: Command) -> Result<(), CliError> {
     match &command {
@@ -102,6 +103,18 @@ pub async fn run(config: &DrainConfig, command: Command) -> Result<(), CliError>
                 }
             }
         }
+        Command::Feedback(FeedbackCommand::List { limit, json }) => {
+            let listed = store.list_feedback(limit).await.map_err(failed)?;
+            if json {
+                println!("{}", serde_json::json!(listed));
+            } else if listed.is_empty() {
+                println!("no feedback");
+            } else {
+                for f in listed {
+                    print!("{}", feedback_text(&f));
+                }
+            }
+        }
         Command::Cleanup { json } => {
             let report = ops::cleanup::sweep_all(store.as_ref())
                 .await
@@ -155,5 +168,75 @@ fn display_list(names: &[String]) -> String {
     match names {
         [] => "no namespace".to_owned(),
         names => names.join(", "),
+    }
+}
+
+/// How long an answer is in `feedback list`'s text, in characters.
+const ANSWER_PREVIEW_CHARS: usize = 200;
+
+/// `text` on one line, cut to `max` characters with an ellipsis.
+fn shorten(text: &str, max: usize) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(max.saturating_sub(1)).collect();
+        format!("{}…", cut.trim_end())
+    }
+}
+
+/// One feedback record for people: rating, time and job, then the question,
+/// the answer (shortened), the sources and the comment, and a blank line.
+fn feedback_text(f: &flowchat_domain::FeedbackView) -> String {
+    let rating = match f.feedback.rating {
+        flowchat_domain::FeedbackRating::Up => "👍 up",
+        flowchat_domain::FeedbackRating::Down => "👎 down",
+    };
+    let mut out = format!(
+        "{rating}  {}  job {}  conversation {}\n",
+        f.feedback.created_at.to_rfc3339(),
+        f.feedback.job_id,
+        f.conversation_id
+    );
+    out.push_str(&format!(
+        "  question: {}\n",
+        shorten(&f.question, ANSWER_PREVIEW_CHARS)
+    ));
+    out.push_str(&format!(
+        "  answer:   {}\n",
+        shorten(&f.answer, ANSWER_PREVIEW_CHARS)
+    ));
+    if f.citations.is_empty() {
+        out.push_str("  sources:  none\n");
+    } else {
+        let sources: Vec<String> = f
+            .citations
+            .iter()
+            .map(|c| match c.page {
+                Some(page) => format!("[{}] {} p. {page}", c.index, c.source),
+                None => format!("[{}] {}", c.index, c.source),
+            })
+            .collect();
+        out.push_str(&format!("  sources:  {}\n", sources.join("; ")));
+    }
+    if let Some(comment) = &f.feedback.comment {
+        out.push_str(&format!(
+            "  comment:  {}\n",
+            shorten(comment.as_str(), 1000)
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod feedback_tests {
+    use super::shorten;
+
+    #[test]
+    fn answers_are_shortened_on_one_line() {
+        assert_eq!(shorten("30 days\n\n[1]", 200), "30 days [1]");
+        assert_eq!(shorten("abcdef", 4), "abc…");
+        assert_eq!(shorten("abcd", 4), "abcd");
     }
 }

@@ -5,8 +5,8 @@
 //! - `--follow [--concurrency N]`: a background worker. Polls with adaptive
 //!   backoff until SIGTERM/SIGINT; with `BACKUP_EVERY_HOURS`, backs up the
 //!   embedded index on a schedule (see `ops::scheduled`).
-//! - `stats`, `dead-letters list`, `dead-letters replay [ID|--all]`: admin
-//!   (see `admin`).
+//! - `stats`, `dead-letters list`, `dead-letters replay [ID|--all]`,
+//!   `feedback list`: admin (see `admin`).
 //! - `reindex`, `backup --out FILE`, `restore --from FILE`: the knowledge
 //!   index (see `ops`).
 //! - `cleanup`: the documents of sessions that ended (also run by `--once`
@@ -73,6 +73,9 @@ pub(crate) enum Command {
     /// Jobs that failed their last attempt.
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),
+    /// Readers' 👍/👎 on answers, with the question, answer and sources.
+    #[command(subcommand)]
+    Feedback(FeedbackCommand),
     /// Rebuild the index's shared-folder documents from the folder (new
     /// chunking, new embedding model); uploads are kept.
     Reindex,
@@ -91,6 +94,18 @@ pub(crate) enum Command {
     /// and upload parts now, index chunks through queued `delete` jobs.
     Cleanup {
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum FeedbackCommand {
+    /// The most recent feedback, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON (whole answers and sources) instead of text.
         #[arg(long)]
         json: bool,
     },

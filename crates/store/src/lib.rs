@@ -13,7 +13,10 @@ pub use flowchat_domain::config::DocumentQuota;
 use flowchat_domain::model::{
     ChatAnswer, Conversation, ConversationSummary, DocumentRecord, Job, JobPayload, JobResult,
 };
-use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
+use flowchat_domain::{
+    ConversationId, DocumentId, FeedbackComment, FeedbackRating, FeedbackView, JobId, SessionId,
+    Timestamp,
+};
 use serde::Serialize;
 
 pub mod cleanup;
@@ -120,6 +123,16 @@ pub enum SubmitOutcome {
     /// The conversation does not exist or belongs to another session;
     /// nothing was written (rate limits not counted either).
     ConversationNotFound,
+}
+
+/// What [`Store::record_feedback`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackOutcome {
+    /// Recorded, replacing the session's earlier feedback on the answer.
+    Recorded,
+    /// No answer with that job id in a conversation of the session (or it
+    /// is someone else's): nothing was written.
+    AnswerNotFound,
 }
 
 /// Upload bytes are kept in parts of at most this size: each part is one
@@ -473,4 +486,22 @@ pub trait Store: Send + Sync {
     /// from the index), atomically; `false` (nothing queued) when there is
     /// no such record.
     async fn delete_document(&self, id: &DocumentId, job: NewJob) -> Result<bool, StoreError>;
+
+    /// Records `session`'s feedback on the answer of chat job `job_id`,
+    /// replacing its earlier one. Only for an assistant message in a
+    /// conversation `session` owns; otherwise nothing is written and the
+    /// outcome does not tell whether the answer exists.
+    async fn record_feedback(
+        &self,
+        session: &SessionId,
+        job_id: &JobId,
+        rating: FeedbackRating,
+        comment: Option<&FeedbackComment>,
+        now: Timestamp,
+    ) -> Result<FeedbackOutcome, StoreError>;
+
+    /// For operators: up to `limit` feedback records, newest first, each
+    /// with its question, answer and citations. Feedback on a deleted or
+    /// expired conversation is not listed.
+    async fn list_feedback(&self, limit: u32) -> Result<Vec<FeedbackView>, StoreError>;
 }

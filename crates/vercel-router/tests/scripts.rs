@@ -1,5 +1,5 @@
 //! `scripts/smoke` against the dev server and against `scripts/vercel-dev`
-//! (the 14 function binaries behind `flowchat-vercel-router`, a drain, the
+//! (the 15 function binaries behind `flowchat-vercel-router`, a drain, the
 //! gateway over a throwaway redis-server), each on a free port; and
 //! `scripts/vercel-dev` leaves no process behind when it gets SIGTERM.
 //!

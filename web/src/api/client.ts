@@ -5,6 +5,7 @@ import type {
   Conversation,
   ConversationSummary,
   DocumentView,
+  FeedbackRating,
   Session,
   SubmittedChat,
   UploadResult,
@@ -67,6 +68,12 @@ export class ApiClient {
     } catch {
       throw new ApiError({ kind: "server", status: response.status, message: "The server sent an unreadable response." });
     }
+  }
+
+  /** `PUT /api/chat/{job_id}/feedback`: records (or replaces) the reader's feedback on an answer. */
+  putFeedback(jobId: string, rating: FeedbackRating, comment?: string): Promise<void> {
+    const body = comment && comment.trim() ? { rating, comment } : { rating };
+    return this.request("PUT", `/chat/${encodeURIComponent(jobId)}/feedback`, body);
   }
 
   createSession(nickname: string): Promise<Session> {

@@ -52,6 +52,15 @@ export interface ConversationSummary {
   updated_at: string;
 }
 
+/** A reader's verdict on an answer: helpful (`up`) or not (`down`). */
+export type FeedbackRating = "up" | "down";
+
+/** The feedback the reader gave an answer (docs/api.md, `PUT /api/chat/{job_id}/feedback`). */
+export interface GivenFeedback {
+  rating: FeedbackRating;
+  comment?: string | null;
+}
+
 export interface Message {
   role: "user" | "assistant";
   content: string;
@@ -59,6 +68,8 @@ export interface Message {
   job_id?: string | null;
   /** How an answer was made; absent on questions and on older answers. */
   mode?: AnswerMode | null;
+  /** On an answer: the feedback its reader gave, if any. */
+  feedback?: GivenFeedback | null;
   created_at: string;
 }
 

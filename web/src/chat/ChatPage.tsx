@@ -1,5 +1,7 @@
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import type { ApiClient } from "../api/client";
+import { ApiError } from "../api/errors";
+import type { FeedbackRating } from "../api/types";
 import { Composer } from "./Composer";
 import { Sidebar } from "./Sidebar";
 import { Thread } from "./Thread";
@@ -26,6 +28,17 @@ const SIDEBAR_ID = "chat-conversations";
 export function ChatPage({ api, onUnauthorized }: ChatPageProps) {
   const list = useConversations(api, onUnauthorized);
   const thread = useThread(api, list, onUnauthorized);
+  const sendFeedback = useCallback(
+    async (jobId: string, rating: FeedbackRating, comment?: string) => {
+      try {
+        await api.putFeedback(jobId, rating, comment);
+      } catch (e) {
+        if (e instanceof ApiError && e.kind === "unauthorized") onUnauthorized();
+        throw e;
+      }
+    },
+    [api, onUnauthorized],
+  );
   const [sidebarOpen, setSidebarOpen] = useState(false);
   const [focusTarget, setFocusTarget] = useState<{ target: FocusTarget } | null>(null);
   const mainRef = useRef<HTMLElement>(null);
@@ -99,6 +112,7 @@ export function ChatPage({ api, onUnauthorized }: ChatPageProps) {
           announcement={thread.announcement}
           onRetryAnswer={thread.retryAnswer}
           onReconnect={thread.reconnect}
+          onFeedback={sendFeedback}
           viewKey={thread.viewKey}
         />
         <div className="composer-bar">

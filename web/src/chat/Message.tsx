@@ -1,6 +1,7 @@
 import { memo, useCallback, useId, useMemo, type ReactNode } from "react";
 import { citationLabel, stripSourcesBlock } from "./answerText";
 import { Citations, citationId, openCitation } from "./Citations";
+import { Feedback, type SendFeedback } from "./Feedback";
 import { Markdown } from "./Markdown";
 import type { ViewMessage } from "./types";
 
@@ -10,10 +11,12 @@ interface MessageProps {
   onRetry?: (key: string) => void;
   /** "Reconnect" on an answer whose stream was lost: follows the job again. */
   onReconnect?: (key: string) => void;
+  /** Saves 👍/👎 on a finished answer; without it no buttons are shown. */
+  onFeedback?: SendFeedback;
 }
 
 /** One message of the thread: the person's question, or FlowChat's answer. */
-export const MessageView = memo(function MessageView({ message, onRetry, onReconnect }: MessageProps) {
+export const MessageView = memo(function MessageView({ message, onRetry, onReconnect, onFeedback }: MessageProps) {
   if (message.role === "user") {
     return (
       <article className="message message-user" aria-label="You">
@@ -25,12 +28,12 @@ export const MessageView = memo(function MessageView({ message, onRetry, onRecon
   return (
     <article className={`message message-assistant is-${message.phase ?? "done"}`} aria-label="FlowChat">
       <h2 className="visually-hidden">FlowChat said:</h2>
-      <AnswerBody message={message} onRetry={onRetry} onReconnect={onReconnect} />
+      <AnswerBody message={message} onRetry={onRetry} onReconnect={onReconnect} onFeedback={onFeedback} />
     </article>
   );
 });
 
-function AnswerBody({ message, onRetry, onReconnect }: MessageProps) {
+function AnswerBody({ message, onRetry, onReconnect, onFeedback }: MessageProps) {
   switch (message.phase) {
     case "waiting":
       return (
@@ -59,7 +62,14 @@ function AnswerBody({ message, onRetry, onReconnect }: MessageProps) {
         </div>
       );
     default:
-      return <Answer message={message} />;
+      return (
+        <>
+          <Answer message={message} />
+          {onFeedback && message.jobId && (
+            <Feedback jobId={message.jobId} initial={message.feedback} onSend={onFeedback} />
+          )}
+        </>
+      );
   }
 }
 

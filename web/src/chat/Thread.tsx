@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { describeError } from "../api/errors";
+import type { SendFeedback } from "./Feedback";
 import { MessageView } from "./Message";
 import { isActive, type ViewMessage } from "./types";
 
@@ -14,6 +15,8 @@ interface ThreadProps {
   announcement?: string;
   onRetryAnswer?: (key: string) => void;
   onReconnect?: (key: string) => void;
+  /** Saves 👍/👎 on finished answers (buttons shown only with it). */
+  onFeedback?: SendFeedback;
   /** Changes when another conversation is opened: the view jumps to its end. */
   viewKey?: string | number;
 }
@@ -33,6 +36,7 @@ export function Thread({
   announcement = "",
   onRetryAnswer,
   onReconnect,
+  onFeedback,
   viewKey,
 }: ThreadProps) {
   const scrollRef = useRef<HTMLElement>(null);
@@ -95,7 +99,13 @@ export function Thread({
     body = (
       <div role="log" aria-busy={busy} className="message-list">
         {messages.map((message) => (
-          <MessageView key={message.key} message={message} onRetry={onRetryAnswer} onReconnect={onReconnect} />
+          <MessageView
+            key={message.key}
+            message={message}
+            onRetry={onRetryAnswer}
+            onReconnect={onReconnect}
+            onFeedback={onFeedback}
+          />
         ))}
       </div>
     );

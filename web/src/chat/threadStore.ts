@@ -82,7 +82,16 @@ function toView(conversation: Conversation): { messages: ViewMessage[]; pending?
   const messages: ViewMessage[] = conversation.messages.map((m, i) =>
     m.role === "user"
       ? { key: `u-${m.job_id ?? i}-${i}`, role: "user", content: m.content }
-      : { key: `a-${m.job_id ?? i}-${i}`, role: "assistant", content: m.content, citations: m.citations ?? [], mode: m.mode ?? null, phase: "done" },
+      : {
+          key: `a-${m.job_id ?? i}-${i}`,
+          role: "assistant",
+          content: m.content,
+          citations: m.citations ?? [],
+          mode: m.mode ?? null,
+          phase: "done",
+          jobId: m.job_id ?? undefined,
+          feedback: m.feedback ?? null,
+        },
   );
 
   let pending: PendingJob | undefined;

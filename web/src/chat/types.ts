@@ -1,4 +1,4 @@
-import type { AnswerMode, Citation, JobStatus } from "../api/types";
+import type { AnswerMode, Citation, GivenFeedback, JobStatus } from "../api/types";
 
 /**
  * One message as the thread shows it. Assistant messages carry the state of
@@ -27,6 +27,8 @@ export interface ViewMessage {
   /** The question an assistant message answers, for "Try again". */
   question?: string;
   jobId?: string;
+  /** The reader's feedback on a finished answer, as the server last had it. */
+  feedback?: GivenFeedback | null;
 }
 
 export function isActive(message: ViewMessage): boolean {

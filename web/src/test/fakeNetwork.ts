@@ -450,6 +450,9 @@ export class FakeNetwork {
     }
     if (method === "POST" && path === "/api/chat") return this.submitChat(body as { message: string; conversation_id?: string });
     if (method === "GET" && (match = /^\/api\/chat\/([^/?]+)\/events$/.exec(path))) return this.openStream(match[1], signal);
+    if (method === "PUT" && (match = /^\/api\/chat\/([^/?]+)\/feedback$/.exec(path))) {
+      return this.recordFeedback(decodeURIComponent(match[1]), body as { rating: "up" | "down"; comment?: string });
+    }
     if (method === "GET" && (match = /^\/api\/chat\/([^/?]+)(\?|$)/.exec(path))) {
       const job = this.jobs.get(decodeURIComponent(match[1]));
       return job ? json(200, job) : notFound();
@@ -490,6 +493,19 @@ export class FakeNetwork {
       updated_at: at,
     });
     return json(202, { job_id: jobId, conversation_id: conversation.id, status: "queued" }, { Location: `/api/chat/${jobId}` });
+  }
+
+  /** `PUT /api/chat/{id}/feedback`: kept on the answer, as the server shows it in the conversation. */
+  private recordFeedback(jobId: string, { rating, comment }: { rating: "up" | "down"; comment?: string }): Response {
+    if (rating !== "up" && rating !== "down") {
+      return problem(400, { detail: 'rating must be "up" or "down"', field: "rating", rule: "value" });
+    }
+    const answer = this.conversations
+      .flatMap((c) => c.messages)
+      .find((m) => m.role === "assistant" && m.job_id === jobId);
+    if (!answer) return notFound("no such answer");
+    answer.feedback = comment?.trim() ? { rating, comment: comment.trim() } : { rating };
+    return new Response(null, { status: 204 });
   }
 
   /** `/events`: the job's state at once, then whatever the test writes, held open until the job ends. */

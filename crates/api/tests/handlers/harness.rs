@@ -248,6 +248,10 @@ impl TestApi {
         self.call(Method::POST, path)
     }
 
+    pub fn put(&self, path: &str) -> Call<'_> {
+        self.call(Method::PUT, path)
+    }
+
     pub fn delete(&self, path: &str) -> Call<'_> {
         self.call(Method::DELETE, path)
     }

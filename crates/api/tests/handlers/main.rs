@@ -11,6 +11,7 @@ mod chat;
 mod conversations;
 mod documents;
 mod events;
+mod feedback;
 mod health;
 mod routing;
 mod session;

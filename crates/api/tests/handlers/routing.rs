@@ -89,7 +89,7 @@ async fn cors_only_for_configured_origins() {
     );
     assert_eq!(
         r.header("access-control-allow-methods"),
-        Some("GET, POST, DELETE, OPTIONS")
+        Some("GET, POST, PUT, DELETE, OPTIONS")
     );
     assert_eq!(r.header("access-control-max-age"), Some("600"));
     let r = api

@@ -31,12 +31,13 @@
 //! its own empty space.
 //!
 //! The checks are grouped by concern, one module each (chat, rate limits,
-//! queue, dead letters, progress, catalog, uploads, quotas, liveness), with what
+//! queue, dead letters, feedback, progress, catalog, uploads, quotas, liveness), with what
 //! they share in `support`.
 
 mod catalog;
 mod chat;
 mod dead_letters;
+mod feedback;
 mod liveness;
 mod progress;
 mod queue;
@@ -53,6 +54,7 @@ pub use async_trait::async_trait;
 pub use self::catalog::*;
 pub use self::chat::*;
 pub use self::dead_letters::*;
+pub use self::feedback::*;
 pub use self::liveness::*;
 pub use self::progress::*;
 pub use self::queue::*;
@@ -121,6 +123,9 @@ macro_rules! conformance_tests {
             complete_after_conversation_deleted_still_succeeds,
             complete_job_stores_a_result_once,
             conversations_are_isolated_by_owner,
+            feedback_is_recorded_replaced_and_listed,
+            feedback_is_refused_for_answers_not_ones_own,
+            feedback_goes_with_its_conversation,
             documents_are_visible_to_everyone_when_shared_else_to_their_owner,
             heartbeat_reports_the_latest,
             queue_stats_count_each_state,
@@ -184,6 +189,9 @@ pub async fn run_all<H: Harness>(h: &H) {
     complete_after_conversation_deleted_still_succeeds(h).await;
     complete_job_stores_a_result_once(h).await;
     conversations_are_isolated_by_owner(h).await;
+    feedback_is_recorded_replaced_and_listed(h).await;
+    feedback_is_refused_for_answers_not_ones_own(h).await;
+    feedback_goes_with_its_conversation(h).await;
     documents_are_visible_to_everyone_when_shared_else_to_their_owner(h).await;
     heartbeat_reports_the_latest(h).await;
     queue_stats_count_each_state(h).await;

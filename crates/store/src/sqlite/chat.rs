@@ -227,6 +227,7 @@ fn get_tx(conn: &mut Connection, id: ConversationId) -> Result<Option<Conversati
         )?
         .query_map([id.as_str()], read_message)?
         .collect::<Result<_, _>>()?;
+    let feedback = super::feedback::of_conversation(&tx, &id)?;
     drop(tx);
     let messages = rows
         .into_iter()
@@ -254,6 +255,7 @@ fn get_tx(conn: &mut Connection, id: ConversationId) -> Result<Option<Conversati
         created_at: Timestamp::from_millis(created_at),
         updated_at: Timestamp::from_millis(updated_at),
         messages,
+        feedback,
     }))
 }
 

@@ -36,6 +36,7 @@
 //!   retry, release), queue counts and heartbeats;
 //! - `dead_letters`: jobs out of attempts, listed and replayed;
 //! - `chat`: conversations, messages and chat submissions;
+//! - `feedback`: feedback on answers, and its listing for operators;
 //! - `catalog`: the document catalog;
 //! - `uploads`: upload bytes and upload submissions;
 //! - `rate_limits`: rate-limit windows, checked inside submissions too.
@@ -44,6 +45,7 @@ mod catalog;
 mod chat;
 mod claims;
 mod dead_letters;
+mod feedback;
 mod jobs;
 mod queue;
 mod rate_limits;
@@ -58,14 +60,17 @@ use std::time::Duration;
 use flowchat_domain::model::{
     ChatAnswer, Conversation, ConversationSummary, DocumentRecord, Job, JobResult,
 };
-use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
+use flowchat_domain::{
+    ConversationId, DocumentId, FeedbackComment, FeedbackRating, FeedbackView, JobId, SessionId,
+    Timestamp,
+};
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 use crate::codec::duration_millis;
 use crate::{
-    ChatSubmission, ClaimRequest, ClaimedJob, Completion, DeadLetter, FailureOutcome, Heartbeat,
-    NewJob, QueueStats, RateCheck, RateDecision, Store, StoreError, SubmitOutcome, UploadOutcome,
-    UploadSubmission,
+    ChatSubmission, ClaimRequest, ClaimedJob, Completion, DeadLetter, FailureOutcome,
+    FeedbackOutcome, Heartbeat, NewJob, QueueStats, RateCheck, RateDecision, Store, StoreError,
+    SubmitOutcome, UploadOutcome, UploadSubmission,
 };
 
 /// How long upload bytes wait for the drain by default; the Upstash back
@@ -364,6 +369,21 @@ impl Store for SqliteStore {
 
     async fn forget_document_owner(&self, owner: &SessionId) -> Result<bool, StoreError> {
         catalog::forget_owner(self, owner).await
+    }
+
+    async fn record_feedback(
+        &self,
+        session: &SessionId,
+        job_id: &JobId,
+        rating: FeedbackRating,
+        comment: Option<&FeedbackComment>,
+        now: Timestamp,
+    ) -> Result<FeedbackOutcome, StoreError> {
+        feedback::record(self, session, job_id, rating, comment, now).await
+    }
+
+    async fn list_feedback(&self, limit: u32) -> Result<Vec<FeedbackView>, StoreError> {
+        feedback::list(self, limit).await
     }
 }
 

@@ -9,7 +9,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::StoreError;
 
 /// The schema version this build creates and understands.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -143,6 +143,21 @@ const MIGRATION_V5: &str = r#"
 ALTER TABLE messages ADD COLUMN mode TEXT;
 "#;
 
+/// v5 → v6: feedback on answers, one per answer (only the session owning
+/// the conversation can give it), gone with its conversation.
+const MIGRATION_V6: &str = r#"
+CREATE TABLE feedback (
+    job_id          TEXT PRIMARY KEY NOT NULL,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    session         TEXT NOT NULL,
+    rating          TEXT NOT NULL,
+    comment         TEXT,
+    created_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX feedback_by_time ON feedback (created_at);
+CREATE INDEX feedback_by_conversation ON feedback (conversation_id);
+"#;
+
 /// The pragmas every connection runs with: WAL (readers never block the
 /// writer), a busy timeout, foreign keys.
 pub(super) fn configure(conn: &Connection) -> Result<(), StoreError> {
@@ -196,7 +211,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if version < 5 {
         tx.execute_batch(MIGRATION_V5)?;
     }
-    // Later versions: `if version < 6 { ... }`.
+    if version < 6 {
+        tx.execute_batch(MIGRATION_V6)?;
+    }
+    // Later versions: `if version < 7 { ... }`.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -482,6 +500,57 @@ mod tests {
         let modes: Vec<_> = conversation.messages.iter().map(|m| m.mode).collect();
         assert_eq!(modes, [None, None]);
         assert_eq!(conversation.messages[1].content, "30 days.");
+    }
+
+    /// A version 5 file gains the feedback table: its answers can be rated
+    /// and the feedback is listed with them.
+    #[tokio::test]
+    async fn a_version_5_file_takes_feedback_on_its_answers() {
+        use flowchat_domain::{FeedbackRating, SessionId};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in [
+                SCHEMA_V1,
+                MIGRATION_V2,
+                MIGRATION_V3,
+                MIGRATION_V4,
+                MIGRATION_V5,
+            ] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 5).unwrap();
+            conn.execute_batch(
+                "INSERT INTO conversations (id, owner, title, created_at, updated_at)
+                     VALUES ('c1', 'ana', 'Leave', 1, 1);
+                 INSERT INTO messages (conversation_id, role, content, citations, job_id, mode, created_at)
+                     VALUES ('c1', 'user', 'How much leave?', '[]', 'j1', NULL, 1),
+                            ('c1', 'assistant', '30 days.', '[]', 'j1', 'extractive', 2);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        {
+            let conn = Connection::open(&path).unwrap();
+            assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        }
+        let outcome = store
+            .record_feedback(
+                &SessionId::from_trusted("ana"),
+                &JobId::from_trusted("j1"),
+                FeedbackRating::Up,
+                None,
+                Timestamp::from_millis(3),
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome, crate::FeedbackOutcome::Recorded);
+        let listed = store.list_feedback(10).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].question, "How much leave?");
+        assert_eq!(listed[0].answer, "30 days.");
     }
 
     /// A v3 step that fails (the column is already there) leaves the file

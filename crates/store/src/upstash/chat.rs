@@ -26,13 +26,13 @@ const CONVERSATION_PRUNE_SLACK_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// A message as stored in a conversation's list.
 #[derive(Debug, Serialize, Deserialize)]
-struct StoredMessage {
-    role: Role,
-    content: String,
+pub(super) struct StoredMessage {
+    pub(super) role: Role,
+    pub(super) content: String,
     #[serde(default)]
-    citations: Vec<Citation>,
+    pub(super) citations: Vec<Citation>,
     #[serde(default)]
-    job_id: Option<JobId>,
+    pub(super) job_id: Option<JobId>,
     /// Absent for questions and for answers stored before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mode: Option<AnswerMode>,
@@ -251,12 +251,14 @@ pub(super) async fn get(
                 .arg(store.keys.messages(id.as_str()))
                 .arg(0)
                 .arg(-1),
+            Command::new("HGETALL").arg(store.keys.feedback(id.as_str())),
         ])
         .await
         .map_err(store_error)?;
     let mut replies = replies.into_iter();
     let head = replies.next().unwrap_or(Ok(Value::Nil));
     let list = replies.next().unwrap_or(Ok(Value::Nil));
+    let feedback = replies.next().unwrap_or(Ok(Value::Nil));
     let mut head = array(head.map_err(|e| store_error(e.into()))?, "HMGET")?.into_iter();
     let Some(owner) = optional_text(head.next().unwrap_or(Value::Nil), "conversation owner")?
     else {
@@ -279,6 +281,7 @@ pub(super) async fn get(
         created_at: Timestamp::from_millis(created_at),
         updated_at: Timestamp::from_millis(updated_at),
         messages,
+        feedback: super::feedback::from_hash(feedback.map_err(|e| store_error(e.into()))?)?,
     }))
 }
 
@@ -295,6 +298,7 @@ pub(super) async fn delete(
                 store.keys.conversation(id.as_str()),
                 store.keys.messages(id.as_str()),
                 store.keys.owned_conversations(owner.as_str()),
+                store.keys.feedback(id.as_str()),
             ],
             vec![Arg::from(owner.as_str()), Arg::from(id.as_str())],
             // Not retried: a repeat after a success would answer `false`.

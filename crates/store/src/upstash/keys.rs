@@ -56,6 +56,15 @@ impl Keys {
     pub(super) fn messages(&self, id: &str) -> String {
         format!("{}conv:{id}:messages", self.prefix)
     }
+    /// Hash: job id → the feedback on that answer (JSON); same TTL as the
+    /// conversation, deleted with it.
+    pub(super) fn feedback(&self, conversation: &str) -> String {
+        format!("{}conv:{conversation}:feedback", self.prefix)
+    }
+    /// Sorted set: `<conversation id> <job id>` of recent feedback by time (ms).
+    pub(super) fn recent_feedback(&self) -> String {
+        format!("{}feedback:recent", self.prefix)
+    }
     pub(super) fn owned_conversations(&self, session: &str) -> String {
         format!("{}session:{session}:conversations", self.prefix)
     }

@@ -17,6 +17,8 @@
 //! | `P:dead:index` | hash | job id → its dead letter's entry id |
 //! | `P:conv:<id>` | hash | `owner title created_at updated_at`; TTL [`Ttls::conversation`], renewed on activity |
 //! | `P:conv:<id>:messages` | list | one JSON object per message, in order; same TTL |
+//! | `P:conv:<id>:feedback` | hash | job id → the feedback on that answer (JSON, with its question, answer and citations); TTL [`Ttls::conversation`] from the feedback, deleted with the conversation |
+//! | `P:feedback:recent` | sorted set | `<conversation id> <job id>` of feedback by time (ms); pruned past the conversation TTL |
 //! | `P:session:<id>:conversations` | sorted set | the session's conversation ids by `updated_at`; same TTL |
 //! | `P:rate:<key>:<window_ms>:<window_start>` | string | hits counted in one fixed window; expires two windows later |
 //! | `P:heartbeats` | sorted set | worker → last heartbeat (ms) |
@@ -76,6 +78,10 @@
 //! calls (`submit_upload` and `delete_document` included), and each upload
 //! call: `put_upload_part` (`SET ... PX`), `get_upload` (one `MGET` of every
 //! part), `delete_upload` (one `DEL`). `list_conversations`: two (ids, then one pipeline of records).
+//! `record_feedback`: three (the session's conversation ids, one pipeline of
+//! their messages to find the answer, then one script that checks ownership
+//! and the answer again and writes). `list_feedback`: two per page of the
+//! recent-feedback index (members, then one pipeline of records).
 //! `claim`: one when nothing is claimable, else two (more only when a
 //! candidate turned out not claimable and the batch is not full). Scripts go
 //! as `EVALSHA`; the first use on a fresh Redis costs one more request
@@ -123,6 +129,7 @@ mod catalog;
 mod chat;
 mod claims;
 mod dead_letters;
+mod feedback;
 mod jobs;
 mod keys;
 mod queue;
@@ -137,16 +144,19 @@ use std::time::Duration;
 use flowchat_domain::model::{
     ChatAnswer, Conversation, ConversationSummary, DocumentRecord, Job, JobResult,
 };
-use flowchat_domain::{ConversationId, DocumentId, JobId, SessionId, Timestamp};
+use flowchat_domain::{
+    ConversationId, DocumentId, FeedbackComment, FeedbackRating, FeedbackView, JobId, SessionId,
+    Timestamp,
+};
 use flowchat_upstash::{Arg, Command, Script, UpstashClient, UpstashError, Value};
 
 pub use self::claims::SCAN_CAP;
 use self::keys::Keys;
 use crate::codec::duration_millis;
 use crate::{
-    ChatSubmission, ClaimRequest, ClaimedJob, Completion, DeadLetter, FailureOutcome, Heartbeat,
-    NewJob, QueueStats, RateCheck, RateDecision, Store, StoreError, SubmitOutcome, UploadOutcome,
-    UploadSubmission,
+    ChatSubmission, ClaimRequest, ClaimedJob, Completion, DeadLetter, FailureOutcome,
+    FeedbackOutcome, Heartbeat, NewJob, QueueStats, RateCheck, RateDecision, Store, StoreError,
+    SubmitOutcome, UploadOutcome, UploadSubmission,
 };
 
 /// How long records live in Redis.
@@ -503,6 +513,21 @@ impl Store for UpstashStore {
 
     async fn forget_document_owner(&self, owner: &SessionId) -> Result<bool, StoreError> {
         catalog::forget_owner(self, owner).await
+    }
+
+    async fn record_feedback(
+        &self,
+        session: &SessionId,
+        job_id: &JobId,
+        rating: FeedbackRating,
+        comment: Option<&FeedbackComment>,
+        now: Timestamp,
+    ) -> Result<FeedbackOutcome, StoreError> {
+        feedback::record(self, session, job_id, rating, comment, now).await
+    }
+
+    async fn list_feedback(&self, limit: u32) -> Result<Vec<FeedbackView>, StoreError> {
+        feedback::list(self, limit).await
     }
 }
 

@@ -45,6 +45,7 @@ pub(crate) static REPLAY: LazyLock<Script> = script!("replay.lua");
 pub(crate) static QUEUE_STATS: LazyLock<Script> = script!("queue_stats.lua");
 pub(crate) static DEAD_LETTERS: LazyLock<Script> = script!("dead_letters.lua");
 pub(crate) static DELETE_CONVERSATION: LazyLock<Script> = script!("delete_conversation.lua");
+pub(crate) static RECORD_FEEDBACK: LazyLock<Script> = script!("record_feedback.lua");
 pub(crate) static UPSERT_DOCUMENT: LazyLock<Script> = script!("upsert_document.lua");
 pub(crate) static REMOVE_DOCUMENT: LazyLock<Script> = script!("remove_document.lua");
 pub(crate) static LIST_DOCUMENTS: LazyLock<Script> = script!("list_documents.lua");
